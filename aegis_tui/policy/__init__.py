@@ -1,0 +1,1 @@
+"""Deciding policies: the teachers (rules, a Hugging Face LM) and the HRM."""

@@ -1,0 +1,1 @@
+"""Crash-safe files under the data directory: atomic writes, the instance lock, SQLite."""
