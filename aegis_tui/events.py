@@ -54,6 +54,11 @@ class StateChanged(Event):
     phase: int
     hrm_active: bool
     running: bool
+    phase_title: str = ""  # e.g. "Phase 1: Data Collection (Bootstrap from GPT-2)"
+    policy_name: str = ""  # who decides now: the teacher's label or "HRM"
+    world: str = ""  # the world's description, e.g. "sim (seed 0)"
+    label_counts: tuple[int, ...] = ()  # teacher labels in the training data, ACTIONS order
+    threshold: int = 0  # examples the next automatic training needs
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,8 @@ CREATE TABLE IF NOT EXISTS goals(
 CREATE TABLE IF NOT EXISTS curiosity(
     norm TEXT PRIMARY KEY, topic TEXT NOT NULL, priority REAL NOT NULL,
     provenance TEXT NOT NULL, times_searched INTEGER NOT NULL DEFAULT 0,
-    added_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS curiosity_priority ON curiosity(priority DESC, added_at);
+    last_searched INTEGER, active INTEGER NOT NULL DEFAULT 1, added_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS curiosity_active ON curiosity(active, priority DESC);
 CREATE TABLE IF NOT EXISTS knowledge(
     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, topic TEXT NOT NULL,
     title TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL,
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS questions(
     answer TEXT, asked_at REAL NOT NULL, iteration INTEGER NOT NULL, resolved_at REAL,
     credited INTEGER NOT NULL DEFAULT 0, reward REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS questions_state ON questions(credited, status);
+CREATE INDEX IF NOT EXISTS questions_status ON questions(status, asked_at);
 CREATE TABLE IF NOT EXISTS proposals(
     id INTEGER PRIMARY KEY, kind TEXT NOT NULL, payload TEXT NOT NULL, text TEXT NOT NULL,
     norm TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL,
@@ -65,6 +66,7 @@ CREATE TABLE IF NOT EXISTS proposals(
     reviewer TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS proposals_norm ON proposals(norm);
 CREATE INDEX IF NOT EXISTS proposals_state ON proposals(credited, status);
+CREATE INDEX IF NOT EXISTS proposals_status ON proposals(status, created_at);
 CREATE TABLE IF NOT EXISTS metrics(
     iteration INTEGER PRIMARY KEY, at REAL NOT NULL, phase INTEGER NOT NULL,
     policy TEXT NOT NULL, action TEXT NOT NULL, reward REAL NOT NULL,
@@ -170,7 +172,7 @@ class Database:
         try:
             for table in _TABLES:
                 try:
-                    cur = old.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed names
+                    cur = old.execute(f"SELECT * FROM {table}")
                     names = [d[0] for d in cur.description]
                     marks = ",".join("?" * len(names))
                     with self.transaction():
@@ -262,48 +264,71 @@ class Database:
                       (matched, int(completed), int(completed), now, goal_id))
 
     # -- curiosity -------------------------------------------------------------------------
+    # A topic's effective priority is its base priority scaled by how long ago it was last
+    # searched (0 right after, back to full after ``recovery`` iterations): the queue rotates,
+    # and a topic is revisited once new material may have appeared. Topics trimmed from the
+    # queue stay as inactive rows, so rediscovering one does not reset its history.
+    _EFFECTIVE = ("priority * CASE WHEN last_searched IS NULL THEN 1.0 ELSE "
+                  "min(1.0, max(0.0, (? - last_searched) * 1.0 / ?)) END")
+    MAX_INACTIVE_TOPICS = 5000
+
     def upsert_topic(self, topic: str, norm: str, priority: float, provenance: str,
                      now: float) -> bool:
-        """Add a topic or raise its priority; returns True when it was new."""
+        """Add a topic, or re-activate / raise an existing one; True when it joined the queue."""
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT OR IGNORE INTO curiosity(norm, topic, priority, provenance, added_at) "
                 "VALUES(?,?,?,?,?)", (norm, topic, priority, provenance, now))
             if cur.rowcount:
                 return True
-            c.execute("UPDATE curiosity SET priority=max(priority, ?) WHERE norm=?",
+            was_active = c.execute("SELECT active FROM curiosity WHERE norm=?",
+                                   (norm,)).fetchone()[0]
+            c.execute("UPDATE curiosity SET priority=max(priority, ?), active=1 WHERE norm=?",
                       (priority, norm))
-            return False
+            return not was_active
 
-    def topics(self, limit: int | None = None) -> list[Topic]:
-        sql = "SELECT * FROM curiosity ORDER BY priority DESC, added_at, norm"
-        params: tuple[Any, ...] = ()
+    def topics(self, limit: int | None = None, *, iteration: int | None = None,
+               recovery: int = 1) -> list[Topic]:
+        """Active topics, best first; with ``iteration``, ranked by effective priority."""
+        if iteration is None:
+            expr, params = "priority", []
+        else:
+            expr, params = self._EFFECTIVE, [iteration, max(1, recovery)]
+        sql = (f"SELECT *, {expr} AS effective FROM curiosity WHERE active=1 "  # noqa: S608
+               "ORDER BY effective DESC, added_at, norm")
         if limit is not None:
             sql += " LIMIT ?"
-            params = (limit,)
-        return [Topic(topic=r["topic"], priority=r["priority"], provenance=r["provenance"],
-                      times_searched=r["times_searched"], added_at=r["added_at"])
+            params.append(limit)
+        return [Topic(topic=r["topic"], priority=r["effective"], provenance=r["provenance"],
+                      times_searched=r["times_searched"], added_at=r["added_at"],
+                      last_searched=r["last_searched"])
                 for r in self._query(sql, params)]
 
     def topic_count(self) -> int:
-        return int(self._scalar("SELECT count(*) FROM curiosity") or 0)
+        return int(self._scalar("SELECT count(*) FROM curiosity WHERE active=1") or 0)
 
-    def mark_searched(self, norm: str, decay: float) -> None:
-        """Count a search of a topic and lower its priority so others get their turn."""
+    def mark_searched(self, norm: str, iteration: int) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE curiosity SET times_searched=times_searched+1, "
-                      "priority=priority*? WHERE norm=?", (decay, norm))
+            c.execute("UPDATE curiosity SET times_searched=times_searched+1, last_searched=? "
+                      "WHERE norm=?", (iteration, norm))
 
     def remove_topic(self, norm: str) -> bool:
+        """Take a topic out of the queue (its history is kept); False if it was not in it."""
         with self.transaction() as c:
-            return c.execute("DELETE FROM curiosity WHERE norm=?", (norm,)).rowcount > 0
+            return c.execute("UPDATE curiosity SET active=0 WHERE norm=? AND active=1",
+                             (norm,)).rowcount > 0
 
-    def trim_topics(self, keep: int) -> int:
-        """Drop the lowest-priority topics beyond ``keep``; returns how many went."""
+    def trim_topics(self, keep: int, *, iteration: int = 0, recovery: int = 1) -> int:
+        """Deactivate the lowest-ranked topics beyond ``keep``; returns how many went."""
         with self.transaction() as c:
-            return c.execute(
-                "DELETE FROM curiosity WHERE norm NOT IN (SELECT norm FROM curiosity "
-                "ORDER BY priority DESC, added_at, norm LIMIT ?)", (keep,)).rowcount
+            gone = c.execute(
+                f"UPDATE curiosity SET active=0 WHERE active=1 AND norm NOT IN ("  # noqa: S608
+                f"SELECT norm FROM curiosity WHERE active=1 ORDER BY {self._EFFECTIVE} DESC, "
+                "added_at, norm LIMIT ?)", (iteration, max(1, recovery), keep)).rowcount
+            c.execute("DELETE FROM curiosity WHERE active=0 AND norm NOT IN (SELECT norm FROM "
+                      "curiosity WHERE active=0 ORDER BY added_at DESC LIMIT ?)",
+                      (self.MAX_INACTIVE_TOPICS,))
+            return gone
 
     # -- knowledge -------------------------------------------------------------------------
     def add_knowledge(self, items: Iterable[tuple[str, KnowledgeItem]]) -> list[KnowledgeItem]:
@@ -367,6 +392,11 @@ class Database:
                 "WHERE id=? AND status=?", (status, answer, now, question_id, PENDING)
             ).rowcount > 0
 
+    def expire_questions(self, asked_before: float, now: float) -> int:
+        with self.transaction() as c:
+            return c.execute("UPDATE questions SET status=?, resolved_at=? WHERE status=? AND "
+                             "asked_at<=?", (EXPIRED, now, PENDING, asked_before)).rowcount
+
     def uncredited_questions(self) -> list[Question]:
         rows = self._query("SELECT * FROM questions WHERE credited=0 AND status!=? ORDER BY id",
                            (PENDING,))
@@ -385,7 +415,7 @@ class Database:
                 "INSERT INTO proposals(kind, payload, text, norm, status, created_at, iteration, "
                 "credited) VALUES(?,?,?,?,?,?,?,?)",
                 (kind, json.dumps(payload), text, norm, status, now, iteration,
-                 int(status == REJECTED)))
+                 int(status != PENDING)))
             return int(cur.lastrowid or 0)
 
     def proposal_exists(self, norm: str) -> bool:
@@ -413,6 +443,12 @@ class Database:
                 "UPDATE proposals SET status=?, reviewer=?, resolved_at=? WHERE id=? AND "
                 "status=?", (status, reviewer, now, proposal_id, PENDING)).rowcount > 0
 
+    def expire_proposals(self, created_before: float, now: float) -> int:
+        with self.transaction() as c:
+            return c.execute("UPDATE proposals SET status=?, reviewer='expired', resolved_at=? "
+                             "WHERE status=? AND created_at<=?",
+                             (EXPIRED, now, PENDING, created_before)).rowcount
+
     def uncredited_proposals(self) -> list[Proposal]:
         rows = self._query("SELECT * FROM proposals WHERE credited=0 AND status!=? ORDER BY id",
                            (PENDING,))
@@ -436,6 +472,12 @@ class Database:
         with self.transaction() as c:
             c.execute("UPDATE metrics SET delayed_reward=delayed_reward+? WHERE iteration=?",
                       (reward, iteration))
+
+    def delayed_rewards(self) -> dict[int, float]:
+        """Delayed credit per iteration (only iterations that received any)."""
+        rows = self._query("SELECT iteration, delayed_reward FROM metrics "
+                           "WHERE delayed_reward != 0")
+        return {int(r[0]): float(r[1]) for r in rows}
 
     def last_iteration(self) -> int:
         return int(self._scalar("SELECT max(iteration) FROM metrics") or 0)
@@ -495,7 +537,7 @@ class Database:
         if not sets:
             return
         with self.transaction() as c:
-            c.execute(f"UPDATE training_runs SET {', '.join(sets)} WHERE id=?",  # noqa: S608
+            c.execute(f"UPDATE training_runs SET {', '.join(sets)} WHERE id=?",
                       (*params, run_id))
 
     def training_runs(self, limit: int = 20) -> list[TrainingRun]:

@@ -11,6 +11,7 @@ ANSWERED = "answered"
 APPROVED = "approved"
 REJECTED = "rejected"
 EXPIRED = "expired"
+DUPLICATE = "duplicate"  # a proposal equal to a pending or earlier one; never reviewed
 
 
 @dataclass(slots=True)
@@ -34,6 +35,7 @@ class Topic:
     provenance: str
     times_searched: int
     added_at: float
+    last_searched: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,121 @@
+"""Typed improvements the agent proposes to itself, and how an approved one is applied.
+
+A proposal is data, never code: one of three kinds with a small payload, checked again when
+it is applied (a row edited by hand in the database cannot smuggle in anything else):
+
+- ``add_goal``: add a goal about a topic the agent has been exploring;
+- ``drop_topic``: drop a stale curiosity topic (searched repeatedly, now low priority);
+- ``set_setting``: change a bounded setting (``config.TUNABLE_SETTINGS``), e.g. the number
+  of results per search, within its bounds.
+
+Which proposal comes next depends on the state, so proposing again without anything new
+having happened produces the same text: a duplicate, which the reward table punishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aegis_tui.config import TUNABLE_SETTINGS
+from aegis_tui.snapshot import StateSnapshot
+from aegis_tui.text import clean, normalize
+
+KINDS = ("add_goal", "drop_topic", "set_setting")
+MAX_GOAL_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalDraft:
+    kind: str
+    payload: dict[str, Any]
+    text: str
+
+    @property
+    def norm(self) -> str:
+        return normalize(self.text)
+
+
+class InvalidProposal(ValueError):
+    """The proposal is not one of the allowed kinds or leaves the allowed bounds."""
+
+
+def draft_proposal(snapshot: StateSnapshot, settings: dict[str, int],
+                   search_gains: list[int]) -> ProposalDraft:
+    """Pick the most useful change the state suggests, cycling kinds for variety."""
+    candidates = [_add_goal(snapshot), _drop_topic(snapshot), _tune(settings, search_gains)]
+    start = snapshot.improvements_proposed % len(candidates)
+    for offset in range(len(candidates)):
+        draft = candidates[(start + offset) % len(candidates)]
+        if draft is not None:
+            return draft
+    # Nothing new to suggest: restating the current setting is all that is left (a duplicate
+    # once it has been proposed before, which is the honest outcome).
+    value = settings["results_per_search"]
+    return ProposalDraft("set_setting", {"key": "results_per_search", "value": value},
+                         f"Keep results per search at {value}")
+
+
+def _add_goal(s: StateSnapshot) -> ProposalDraft | None:
+    goal_norms = {normalize(g.text) for g in s.goals}
+    for topic in s.curiosity:
+        if topic.times_searched < 1:
+            continue
+        text = clean(f"Learn about {topic.topic}", MAX_GOAL_TEXT)
+        if normalize(text) not in goal_norms:
+            return ProposalDraft("add_goal", {"text": text}, f"Add goal: {text}")
+    return None
+
+
+def _drop_topic(s: StateSnapshot) -> ProposalDraft | None:
+    stale = [t for t in s.curiosity if t.times_searched >= 2]
+    if not stale:
+        return None
+    topic = min(stale, key=lambda t: (t.priority, -t.times_searched, t.topic))
+    return ProposalDraft("drop_topic", {"topic": topic.topic},
+                         f"Drop stale curiosity topic '{topic.topic}' "
+                         f"(searched {topic.times_searched} times)")
+
+
+def _tune(settings: dict[str, int], gains: list[int]) -> ProposalDraft | None:
+    valid = [g for g in gains if g >= 0]
+    if len(valid) < 3:
+        return None
+    per_search = settings["results_per_search"]
+    mean = sum(valid) / len(valid)
+    low, high = TUNABLE_SETTINGS["results_per_search"]
+    if mean >= 0.8 * per_search and per_search < high:
+        value = per_search + 1
+        why = "searches keep finding new items"
+    elif mean <= 0.2 * per_search and per_search > low:
+        value = per_search - 1
+        why = "searches find little that is new"
+    else:
+        return None
+    return ProposalDraft("set_setting", {"key": "results_per_search", "value": value},
+                         f"Set results per search to {value} ({why})")
+
+
+def validate_payload(kind: str, payload: Any) -> dict[str, Any]:
+    """Check a stored proposal before applying it; raises ``InvalidProposal``."""
+    if kind not in KINDS:
+        raise InvalidProposal(f"unknown proposal kind {kind!r}")
+    if not isinstance(payload, dict):
+        raise InvalidProposal("proposal payload is not a map")
+    if kind == "add_goal":
+        text = payload.get("text")
+        if not isinstance(text, str) or not clean(text, MAX_GOAL_TEXT):
+            raise InvalidProposal("add_goal needs a non-empty goal text")
+        return {"text": clean(text, MAX_GOAL_TEXT)}
+    if kind == "drop_topic":
+        topic = payload.get("topic")
+        if not isinstance(topic, str) or not topic.strip():
+            raise InvalidProposal("drop_topic needs a topic")
+        return {"topic": topic}
+    key, value = payload.get("key"), payload.get("value")
+    if key not in TUNABLE_SETTINGS:
+        raise InvalidProposal(f"setting {key!r} cannot be changed by a proposal")
+    low, high = TUNABLE_SETTINGS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidProposal(f"{key} must be an integer within {low}..{high}")
+    return {"key": key, "value": value}

@@ -1,0 +1,120 @@
+"""Opening and closing everything one running agent holds: lock, files, world, teacher.
+
+``AgentRuntime.open`` is the single way the headless runner, the dashboard, ``train`` and
+the benchmark start an agent, so they all get the same recovery (damaged files), the same
+notices (which world, which teacher and why) and the same clean shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+
+from aegis_tui.agent.event_log import attach, configure_file_log
+from aegis_tui.agent.loop import Agent
+from aegis_tui.config import Config, to_dict
+from aegis_tui.events import EventBus, Notice
+from aegis_tui.paths import DataPaths
+from aegis_tui.policy.base import Policy
+from aegis_tui.storage.atomic import remove_stale_temps
+from aegis_tui.storage.database import Database
+from aegis_tui.storage.lock import DataDirLock, describe
+from aegis_tui.training.example_log import ExampleLog
+from aegis_tui.world.base import World
+
+CONFIG_META_KEY = "config"
+RUN_META_KEY = "run"
+
+
+@dataclass(slots=True)
+class AgentRuntime:
+    config: Config
+    paths: DataPaths
+    bus: EventBus
+    agent: Agent
+    world: World
+    teacher: Policy
+    world_notice: str
+    teacher_notice: str
+    _lock: DataDirLock
+    _db: Database
+    _examples: ExampleLog
+    _cancel: threading.Event
+    notices: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, config: Config, paths: DataPaths, *, bus: EventBus | None = None,
+             world: World | None = None, teacher: Policy | None = None) -> AgentRuntime:
+        """Take the data directory and build the agent; raises with a clear message if not."""
+        from aegis_tui.policy.teacher import make_teacher, teacher_label
+
+        bus = bus or EventBus()
+        paths.ensure()
+        lock = DataDirLock(paths.lock).acquire()
+        opened: list[object] = []
+        try:
+            configure_file_log(paths, config)
+            attach(bus)
+            notices: list[str] = []
+            if lock.previous_holder:
+                notices.append(f"took over the lock left by {describe(lock.previous_holder)}, "
+                               "which is no longer running")
+            removed = remove_stale_temps(paths.checkpoints) + remove_stale_temps(paths.root)
+            if removed:
+                notices.append(f"removed {removed} half-written temporary file(s) left by a "
+                               "crash")
+            db = Database(paths.database, quarantine_dir=paths.quarantine)
+            opened.append(db)
+            if db.recovery_message:
+                notices.append(db.recovery_message)
+            examples = ExampleLog(paths.examples, paths.quarantine,
+                                  fsync_every=config.autosave_every).open()
+            opened.append(examples)
+            notices.extend(examples.notices)
+            cancel = threading.Event()
+            world_notice = ""
+            if world is None:
+                from aegis_tui.world.select import create_world
+
+                world, world_notice = create_world(config, paths, cancel=cancel)
+            opened.append(world)
+            teacher_notice = ""
+            if teacher is None:
+                teacher, teacher_notice = make_teacher(config)
+            label = teacher_label(teacher.name)
+            db.set_meta(CONFIG_META_KEY, to_dict(config))
+            db.set_meta(RUN_META_KEY, {"world": world.description, "teacher": teacher.name,
+                                       "teacher_label": label})
+            agent = Agent(config=config, paths=paths, db=db, examples=examples, world=world,
+                          teacher=teacher, bus=bus, teacher_label=label, stop_event=cancel)
+        except BaseException:
+            for thing in reversed(opened):
+                with contextlib.suppress(Exception):
+                    thing.close()  # type: ignore[attr-defined]
+            lock.release()
+            raise
+        runtime = cls(config=config, paths=paths, bus=bus, agent=agent, world=world,
+                      teacher=teacher, world_notice=world_notice, teacher_notice=teacher_notice,
+                      _lock=lock, _db=db, _examples=examples, _cancel=cancel, notices=notices)
+        for line in (world_notice, teacher_notice):
+            if line:
+                bus.publish(Notice(line))
+        for line in notices:
+            bus.publish(Notice(line, "warning"))
+        return runtime
+
+    def close(self) -> None:
+        """Stop the agent and release everything; safe to call twice."""
+        self.agent.stop()
+        for closer in (self.teacher.close, self.world.close, self._examples.close,
+                       self._db.close):
+            with contextlib.suppress(Exception):
+                closer()
+        self._lock.release()
+
+    def __enter__(self) -> AgentRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

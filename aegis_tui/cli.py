@@ -1,0 +1,450 @@
+"""The ``aegis-tui`` command line: the dashboard, the headless runner, and the tools around them.
+
+``aegis-tui`` opens the dashboard; ``run --headless`` runs the same agent printing log lines;
+``status``, ``training``, ``answer``, ``review``, ``export`` and ``train`` work on a data
+directory whether or not an agent is running on it; ``bench`` measures. Heavy imports
+(torch, transformers, Textual) happen inside the commands that need them, so ``--help`` and
+``status`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from aegis_tui import __version__
+from aegis_tui.config import TEACHERS, WORLDS, Config, ConfigError, apply_overrides, load_file
+from aegis_tui.paths import DataPaths
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+
+
+# -- argument types (argparse turns their ValueErrors into "invalid ... value" errors) ------
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_at_least(low: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value >= low or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {low:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = _float_at_least(0.0)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+class _Options:
+    """Adds shared options; on a subcommand their default is SUPPRESS, so a value given
+    before the subcommand (``aegis-tui --data-dir D status``) is not overwritten by it."""
+
+    def __init__(self, parser: argparse.ArgumentParser, sub: bool) -> None:
+        self.parser = parser
+        self.sub = sub
+
+    def add_argument(self, *names: str, **kwargs: Any) -> None:
+        if self.sub and kwargs.get("action") not in ("store_true",):
+            kwargs["default"] = argparse.SUPPRESS
+        self.parser.add_argument(*names, **kwargs)
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, sub: bool = True) -> None:
+    p = _Options(parser, sub)
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="data directory (default: $AEGIS_HOME or the platform's user data dir)")
+    p.add_argument("--config", metavar="FILE", type=Path,
+                   help="TOML config file (default: config.toml in the data directory, if any)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
+    _add_data_dir(parser, sub)
+    p = _Options(parser, sub)
+    p.add_argument("--world", choices=WORLDS, help="where searches go (default: auto)")
+    p.add_argument("--teacher", choices=TEACHERS, help="who decides in Phase 1 (default: auto)")
+    p.add_argument("--teacher-model", metavar="ID_OR_PATH",
+                   help="Hugging Face causal LM id or local folder (default: gpt2)")
+    p.add_argument("--seed", type=_int_at_least(0), help="random seed (default: 0)")
+    p.add_argument("--think-interval", type=_float_at_least(0.0), metavar="S",
+                   help="seconds to sleep between iterations (default: 0.5; 0 allowed)")
+    p.add_argument("--collect-threshold", type=_int_at_least(1), metavar="N",
+                   help="examples that trigger imitation training (default: 1000)")
+    p.add_argument("--check-every", type=_int_at_least(1), metavar="N",
+                   help="iterations between threshold checks (default: 100)")
+    p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
+                   help="imitation epochs (default: 20)")
+    p.add_argument("--accuracy-gate", type=_fraction, metavar="F",
+                   help="validation accuracy the HRM needs to take over (default: 0.6)")
+    p.add_argument("--iterations", type=_int_at_least(1), metavar="N",
+                   help="stop after N iterations (default: run until stopped)")
+
+
+_RUN_KEYS = ("world", "teacher", "teacher_model", "seed", "think_interval", "collect_threshold",
+             "check_every", "epochs", "accuracy_gate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aegis-tui",
+        description="AEGIS: an autonomous agent that distils a teacher LM into a small "
+                    "Hierarchical Reasoning Model and improves it by RL, with a dashboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"aegis-tui {__version__}")
+    _add_run_options(parser, sub=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the agent (the dashboard, or --headless)")
+    _add_run_options(run)
+    run.add_argument("--headless", action="store_true",
+                     help="no dashboard: print log lines and a final report")
+    run.add_argument("--quiet", action="store_true",
+                     help="with --headless: don't print a line per iteration")
+
+    for name, text in (("status", "the status overview"), ("training", "the training report")):
+        p = sub.add_parser(name, help=f"print {text}")
+        _add_data_dir(p)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    answer = sub.add_parser("answer", help="list and answer the agent's pending questions")
+    _add_data_dir(answer)
+    answer.add_argument("question_id", nargs="?", type=_int_at_least(1), metavar="ID")
+    answer.add_argument("text", nargs="?", help="the answer (prompted for when omitted)")
+    answer.add_argument("--list", action="store_true", help="only list pending questions")
+
+    review = sub.add_parser("review", help="list, approve or reject pending proposals")
+    _add_data_dir(review)
+    review.add_argument("proposal_id", nargs="?", type=_int_at_least(1), metavar="ID")
+    review.add_argument("verdict", nargs="?", choices=("approve", "reject"))
+    review.add_argument("--list", action="store_true", help="only list pending proposals")
+
+    export = sub.add_parser("export", help="export the training examples")
+    _add_data_dir(export)
+    export.add_argument("--format", choices=("json",), default="json")
+    export.add_argument("--output", "-o", metavar="FILE",
+                        help="write here instead of standard output")
+
+    train = sub.add_parser("train", help="force imitation training now")
+    _add_data_dir(train)
+
+    bench = sub.add_parser("bench", help="measure speed and learning (see README)")
+    bench.add_argument("--json", action="store_true", help="print JSON only")
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer repeats and seeds (a smoke run, not the reported figures)")
+    bench.add_argument("--only", metavar="NAMES",
+                       help="comma-separated subset: train,decide,rl,sim,learning,ui")
+    return parser
+
+
+def load_config(args: argparse.Namespace, paths: DataPaths) -> Config:
+    config = Config()
+    cfg_path: Path | None = getattr(args, "config", None)
+    if cfg_path is not None:
+        config = load_file(cfg_path, config)
+    elif paths.config.exists():
+        config = load_file(paths.config, config)
+    overrides = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
+    return apply_overrides(config, overrides)
+
+
+def _err(message: str) -> None:
+    print(f"aegis-tui: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "dashboard"
+    if command == "bench":
+        from aegis_tui.bench.runner import run_bench
+
+        return run_bench(json_only=args.json, quick=args.quick, only=args.only)
+    paths = DataPaths.resolve(getattr(args, "data_dir", None))
+    try:
+        config = load_config(args, paths)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    handlers: dict[str, Callable[[argparse.Namespace, DataPaths, Config], int]] = {
+        "dashboard": cmd_dashboard, "run": cmd_run, "status": cmd_status,
+        "training": cmd_training, "answer": cmd_answer, "review": cmd_review,
+        "export": cmd_export, "train": cmd_train,
+    }
+    try:
+        return handlers[command](args, paths, config)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+# -- running ---------------------------------------------------------------------------------
+def _open_runtime(paths: DataPaths, config: Config) -> Any:
+    from aegis_tui.agent.runtime import AgentRuntime
+    from aegis_tui.policy.lm_teacher import TeacherLoadError
+    from aegis_tui.storage.database import DatabaseError
+    from aegis_tui.storage.lock import DataDirLocked
+    from aegis_tui.training.example_log import ExampleLogError
+
+    try:
+        return AgentRuntime.open(config, paths)
+    except DataDirLocked as exc:
+        _err(str(exc))
+        raise SystemExit(EXIT_BUSY) from None
+    except TeacherLoadError as exc:
+        _err(f"the teacher model could not be loaded: {exc} "
+             "(use --teacher rules, or --teacher auto to fall back automatically)")
+        raise SystemExit(EXIT_FAIL) from None
+    except (DatabaseError, ExampleLogError) as exc:
+        _err(str(exc))
+        raise SystemExit(EXIT_FAIL) from None
+    except OSError as exc:
+        _err(f"cannot use data directory {paths.root}: {exc}")
+        raise SystemExit(EXIT_FAIL) from None
+
+
+def cmd_dashboard(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    if getattr(args, "headless", False):
+        return cmd_run(args, paths, config)
+    from aegis_tui.ui.launch import run_dashboard
+
+    return run_dashboard(config, paths, iterations=getattr(args, "iterations", None))
+
+
+def cmd_run(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    if not args.headless:
+        return cmd_dashboard(args, paths, config)
+    from aegis_tui.agent import reports
+    from aegis_tui.agent.event_log import add_console_log, remove_handler
+
+    console = add_console_log(verbose_iterations=not args.quiet)
+    try:
+        runtime = _open_runtime(paths, config)
+    except SystemExit as exc:
+        remove_handler(console)
+        return int(exc.code or EXIT_FAIL)
+    agent = runtime.agent
+    interrupts = 0
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            raise KeyboardInterrupt
+        print("\nstopping (press Ctrl-C again to force)...", file=sys.stderr)
+        agent.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = agent.run(max_iterations=getattr(args, "iterations", None))
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        runtime.close()
+        remove_handler(console)
+    src = reports.gather(paths, config)
+    try:
+        print(reports.format_status(reports.status_data(src)))
+        print(reports.format_training(reports.training_data(src)))
+    finally:
+        reports.close(src)
+    if summary.stopped_by == "error":
+        _err(summary.message)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+# -- reports ---------------------------------------------------------------------------------
+def _report(paths: DataPaths, config: Config, as_json: bool, kind: str) -> int:
+    from aegis_tui.agent import reports
+
+    if not paths.root.exists():
+        _err(f"no data directory at {paths.root} (run the agent first, or pass --data-dir)")
+        return EXIT_FAIL
+    src = reports.gather(paths, config)
+    try:
+        data = reports.status_data(src) if kind == "status" else reports.training_data(src)
+        if as_json:
+            print(json.dumps(data, indent=2, default=str))
+        else:
+            print(reports.format_status(data) if kind == "status"
+                  else reports.format_training(data))
+    finally:
+        reports.close(src)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    return _report(paths, config, args.json, "status")
+
+
+def cmd_training(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    return _report(paths, config, args.json, "training")
+
+
+# -- people ----------------------------------------------------------------------------------
+def _open_db(paths: DataPaths) -> Any:
+    from aegis_tui.storage.database import Database, DatabaseError
+
+    if not paths.database.exists():
+        _err(f"no agent database in {paths.root} (run the agent first, or pass --data-dir)")
+        raise SystemExit(EXIT_FAIL)
+    try:
+        return Database(paths.database)
+    except DatabaseError as exc:
+        _err(str(exc))
+        raise SystemExit(EXIT_FAIL) from None
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def cmd_answer(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.agent.questions import AnswerRefused
+    from aegis_tui.agent.resolutions import ResolutionError, answer_question
+    from aegis_tui.storage.records import PENDING
+    from aegis_tui.text import clean
+
+    db = _open_db(paths)
+    try:
+        if args.question_id is not None and args.text is not None:
+            try:
+                stored = answer_question(db, args.question_id, args.text)
+            except (AnswerRefused, ResolutionError) as exc:
+                _err(str(exc))
+                return EXIT_USAGE
+            print(f"answered question #{args.question_id} ({len(stored)} characters); "
+                  "the agent credits it on its next iteration")
+            return EXIT_OK
+        pending = db.questions(PENDING)
+        if args.question_id is not None:
+            pending = [q for q in pending if q.id == args.question_id]
+            if not pending:
+                _err(f"question #{args.question_id} is not pending")
+                return EXIT_USAGE
+        if not pending:
+            print("no pending questions")
+            return EXIT_OK
+        for q in pending:
+            print(f"#{q.id} (iteration {q.iteration}): {clean(q.text, 300)}")
+        if args.list or not _interactive():
+            return EXIT_OK
+        answered = 0
+        for q in pending:
+            while True:
+                try:
+                    text = input(f"answer #{q.id} (empty to skip): ")
+                except EOFError:
+                    print()
+                    return EXIT_OK
+                if not text.strip():
+                    break
+                try:
+                    answer_question(db, q.id, text)
+                except AnswerRefused as exc:
+                    print(f"  refused: {exc}; try again")
+                    continue
+                except ResolutionError as exc:
+                    print(f"  {exc}")
+                answered += 1
+                break
+        print(f"answered {answered} question(s)")
+        return EXIT_OK
+    finally:
+        db.close()
+
+
+def cmd_review(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.agent.resolutions import ResolutionError, review_proposal
+    from aegis_tui.storage.records import PENDING
+    from aegis_tui.text import clean
+
+    db = _open_db(paths)
+    try:
+        if args.proposal_id is not None and args.verdict is not None:
+            try:
+                status = review_proposal(db, args.proposal_id, args.verdict == "approve")
+            except ResolutionError as exc:
+                _err(str(exc))
+                return EXIT_USAGE
+            print(f"proposal #{args.proposal_id} {status}; the agent applies it on its next "
+                  "iteration")
+            return EXIT_OK
+        pending = db.proposals(PENDING)
+        if not pending:
+            print("no pending proposals")
+            return EXIT_OK
+        for p in pending:
+            print(f"#{p.id} [{p.kind}] (iteration {p.iteration}): {clean(p.text, 300)}")
+        if args.list or not _interactive():
+            return EXIT_OK
+        for p in pending:
+            try:
+                choice = input(f"#{p.id}: [a]pprove, [r]eject, [l]ater? ").strip().lower()
+            except EOFError:
+                print()
+                return EXIT_OK
+            if choice[:1] not in ("a", "r"):
+                continue
+            try:
+                status = review_proposal(db, p.id, choice.startswith("a"))
+                print(f"  {status}")
+            except ResolutionError as exc:
+                print(f"  {exc}")
+        return EXIT_OK
+    finally:
+        db.close()
+
+
+# -- data ------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.training.export import export_json
+
+    try:
+        document = export_json(paths)
+    except (OSError, ValueError) as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    text = json.dumps(document, indent=2)
+    if args.output:
+        from aegis_tui.storage.atomic import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.output), text.encode())
+        print(f"wrote {document['metadata']['total_examples']} examples to {args.output}",
+              file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.agent.training_cli import force_training
+
+    return force_training(paths, config)

@@ -1,0 +1,68 @@
+"""``HRMPolicy``: the trained HRM as a ``Policy`` the agent can decide with.
+
+``decide`` featurizes the snapshot, runs the model once in inference mode, turns the
+logits into probabilities and samples the action with a seeded ``random.Random`` (or takes
+the argmax with ``sample=False``); ``Decision.value`` is the value head's estimate.
+
+For RL the policy keeps what the last decision saw: ``last_tokens`` (the feature ids) and
+``last_carry`` (the HRM's hidden state before its final, differentiated step). The agent
+hands both to ``RLTrainer.record`` so the update neither featurizes again nor re-runs the
+no-grad reasoning cycles (see ``aegis_tui/training/rl.py``).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aegis_tui.actions import ACTIONS
+from aegis_tui.policy.base import Decision
+from aegis_tui.policy.features import featurize
+from aegis_tui.snapshot import StateSnapshot
+
+if TYPE_CHECKING:
+    from aegis_tui.policy.hrm import HRM, Carry
+
+
+class HRMPolicy:
+    kind = "hrm"
+    name = "HRM"
+
+    def __init__(self, model: HRM, *, seed: int = 0, sample: bool = True) -> None:
+        self.model = model
+        self.sample = sample
+        self._rng = random.Random(f"hrm-policy:{seed}")
+        self.last_tokens: list[int] | None = None
+        self.last_carry: Carry | None = None
+        self.last_probs: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, *, seed: int = 0, sample: bool = True) -> HRMPolicy:
+        """Load a checkpoint (raises ``CheckpointError`` with a one-line reason)."""
+        from aegis_tui.training.checkpoints import load_checkpoint
+
+        return cls(load_checkpoint(Path(path)).build_model(), seed=seed, sample=sample)
+
+    def decide(self, snapshot: StateSnapshot) -> Decision:
+        import torch
+
+        tokens = featurize(snapshot)
+        with torch.inference_mode():
+            logits, value, carry = self.model.forward_with_carry(
+                torch.tensor([tokens], dtype=torch.long)
+            )
+            probs_t = torch.softmax(logits[0].double(), dim=-1)
+        probs = tuple(float(p) for p in probs_t.tolist())
+        if self.sample:
+            index = self._rng.choices(range(len(ACTIONS)), weights=probs)[0]
+        else:
+            index = max(range(len(ACTIONS)), key=probs.__getitem__)
+        self.last_tokens = tokens
+        self.last_carry = carry
+        self.last_probs = probs  # type: ignore[assignment]
+        return Decision(action=ACTIONS[index], probs=probs,  # type: ignore[arg-type]
+                        policy="hrm", name=self.name, value=float(value[0]))
+
+    def close(self) -> None:
+        self.last_carry = None

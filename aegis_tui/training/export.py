@@ -1,0 +1,63 @@
+"""``aegis-tui export --format json``: the example log as the seed's ``hrm_training_data.json``.
+
+Each example carries the state before the decision, the teacher's action and probabilities,
+the outcome and the reward; ``reward`` includes delayed credit (an answer, an approval)
+recorded in the agent database since the example was logged, and ``immediate_reward`` is
+what was known at decision time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from aegis_tui import __version__
+from aegis_tui.actions import ACTION_NAMES
+from aegis_tui.paths import DataPaths
+from aegis_tui.storage.database import Database, DatabaseError
+from aegis_tui.training.example_log import FORMAT_VERSION, read_examples
+
+
+def _delayed_rewards(paths: DataPaths) -> dict[int, float]:
+    if not paths.database.exists():
+        return {}
+    with contextlib.suppress(DatabaseError, Exception):
+        db = Database(paths.database, readonly=True)
+        try:
+            return db.delayed_rewards()
+        finally:
+            db.close()
+    return {}
+
+
+def export_json(paths: DataPaths) -> dict[str, Any]:
+    scan = read_examples(paths.examples)
+    delayed = _delayed_rewards(paths)
+    examples = []
+    for ex in scan.examples:
+        extra = delayed.get(ex.iteration, 0.0)
+        examples.append({
+            "timestamp": ex.time,
+            "iteration": ex.iteration,
+            "state": ex.state.to_dict(),
+            "action": ex.action,
+            "action_probs": dict(zip(ACTION_NAMES, ex.probs, strict=True)),
+            "teacher": ex.policy,
+            "outcome": {"success": ex.outcome.success,
+                        "knowledge_gained": ex.outcome.knowledge_gained,
+                        "details": ex.outcome.details},
+            "reward": round(ex.reward + extra, 6),
+            "immediate_reward": ex.reward,
+        })
+    return {
+        "metadata": {
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "aegis_tui_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "source": str(paths.examples),
+            "total_examples": len(examples),
+            "skipped_records": scan.skipped,
+        },
+        "examples": examples,
+    }

@@ -1,0 +1,429 @@
+"""Phase 2: train the HRM to imitate the teacher's logged decisions.
+
+``train_imitation`` is a plain function (the worker subprocess calls it; tests call it
+directly). Choices, and why:
+
+- **Targets.** Cross-entropy against the action the teacher took, with label smoothing
+  (0.05 by default) so the imitated policy keeps a little probability on every action:
+  RL in Phase 3 samples from it and needs some exploration. ``soft_targets=True`` trains
+  on the teacher's probabilities instead (better for an LM teacher whose probabilities mean
+  something; the rules teacher's are just one-hot plus epsilon).
+- **Validation.** A stratified, seeded split (``val_fraction`` of every class, at least one
+  example of any class with two or more), so rare actions are measured too. The reported
+  ``val_accuracy`` is agreement with the action the teacher logged; with the rules
+  teacher's 5% random actions that caps near 96%. ``val_teacher_agreement`` compares with
+  the teacher's most probable action instead (the rule itself, for the rules teacher).
+- **Class imbalance.** Loss weights proportional to 1/sqrt(class frequency), normalised to
+  mean 1 and capped at 5. Balanced sampling would show the handful of rare examples many
+  times per epoch (overfitting them) and change what an epoch means; full inverse weights
+  would make the model over-predict rare actions, which costs accuracy, the gate's metric.
+- **Optimiser.** AdamW (betas 0.9/0.95, weight decay 0.01 on matrices only), a short linear
+  warm-up, then cosine decay to 10%; gradient clipping at 1.0.
+- **Value head.** Also fitted (Huber loss, weight ``value_coef``) to the reward each logged
+  decision earned, so RL starts with a sensible baseline instead of zero.
+- **Checkpoints.** ``hrm_epoch_{N}.pt`` every ``checkpoint_every`` epochs (and the last),
+  and ``output`` (``hrm_trained.pt`` by default) written once, at the very end, from the
+  epoch with the best validation accuracy (the later one on ties): that is the model whose
+  accuracy the gate is judged on, and with 1000 examples a later epoch can overfit.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aegis_tui.actions import ACTIONS
+from aegis_tui.policy.hrm import HRMConfig
+from aegis_tui.training.example_log import Example
+
+if TYPE_CHECKING:
+    import torch
+
+    from aegis_tui.config import Config
+    from aegis_tui.policy.hrm import HRM
+
+TRAINED_NAME = "hrm_trained.pt"
+
+
+class ImitationError(ValueError):
+    """Training cannot run on this input (e.g. too few examples); one-line message."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImitationSettings:
+    epochs: int = 20
+    checkpoint_every: int = 5
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    val_fraction: float = 0.15
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+    label_smoothing: float = 0.05
+    soft_targets: bool = False
+    class_weight_power: float = 0.5  # 0 = no weighting, 1 = inverse frequency
+    max_class_weight: float = 5.0
+    value_coef: float = 0.05
+    max_grad_norm: float = 1.0
+    min_examples: int = 20
+    model: HRMConfig = field(default_factory=HRMConfig)
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("epochs", 1 <= self.epochs <= 10_000),
+            ("checkpoint_every", 1 <= self.checkpoint_every),
+            ("batch_size", 1 <= self.batch_size <= 65_536),
+            ("learning_rate", 0 < self.learning_rate <= 1),
+            ("val_fraction", 0 < self.val_fraction < 1),
+            ("weight_decay", 0 <= self.weight_decay <= 1),
+            ("warmup_steps", 0 <= self.warmup_steps),
+            ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1),
+            ("label_smoothing", 0 <= self.label_smoothing < 1),
+            ("class_weight_power", 0 <= self.class_weight_power <= 1),
+            ("max_class_weight", 1 <= self.max_class_weight),
+            ("value_coef", 0 <= self.value_coef <= 100),
+            ("max_grad_norm", 0 < self.max_grad_norm),
+            ("min_examples", 2 <= self.min_examples),
+        )
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"imitation setting {name} is out of range: "
+                                 f"{getattr(self, name)!r}")
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> ImitationSettings:
+        base = cls(
+            epochs=config.epochs,
+            checkpoint_every=config.checkpoint_every,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            val_fraction=config.val_fraction,
+        )
+        return replace(base, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ImitationSettings:
+        """Rebuild from ``to_dict`` output (e.g. the worker's JSON argument)."""
+        if not isinstance(data, dict):
+            raise ValueError("imitation settings must be a map")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown imitation settings: {', '.join(map(str, unknown))}")
+        values = dict(data)
+        if "model" in values:
+            values["model"] = HRMConfig.from_dict(values["model"])
+        defaults = cls()
+        for f in fields(cls):
+            if f.name not in values or f.name == "model":
+                continue
+            value, expected = values[f.name], type(getattr(defaults, f.name))
+            if expected is bool:
+                ok = isinstance(value, bool)
+            else:
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                if ok and expected is int:
+                    ok = float(value).is_integer()
+                    value = int(value) if ok else value
+            if not ok:
+                raise ValueError(f"imitation setting {f.name} has the wrong type: {value!r}")
+            values[f.name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochReport:
+    epoch: int
+    epochs: int
+    loss: float
+    train_accuracy: float
+    val_accuracy: float
+    val_teacher_agreement: float
+    learning_rate: float
+    elapsed_s: float
+
+
+@dataclass(slots=True)
+class ImitationResult:
+    model: HRM
+    examples: int
+    train_size: int
+    val_size: int
+    class_counts: tuple[int, ...]
+    epochs_run: int
+    best_epoch: int
+    val_accuracy: float
+    val_teacher_agreement: float
+    train_accuracy: float
+    final_loss: float
+    elapsed_s: float
+    history: list[EpochReport] = field(default_factory=list)
+    checkpoints: list[Path] = field(default_factory=list)
+    trained_path: Path | None = None
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class _Data:
+    tokens: torch.Tensor
+    labels: torch.Tensor
+    teacher: torch.Tensor  # argmax of the teacher's probabilities
+    probs: torch.Tensor
+    rewards: torch.Tensor
+
+
+def _tensors(examples: Sequence[Example]) -> _Data:
+    import torch
+
+    from aegis_tui.policy.features import featurize
+
+    probs = torch.tensor([ex.probs for ex in examples], dtype=torch.float32)
+    probs = probs / probs.sum(-1, keepdim=True).clamp_min(1e-12)
+    return _Data(
+        tokens=torch.tensor([featurize(ex.state) for ex in examples], dtype=torch.long),
+        labels=torch.tensor([ex.label for ex in examples], dtype=torch.long),
+        teacher=probs.argmax(-1),
+        probs=probs,
+        rewards=torch.tensor([ex.reward for ex in examples], dtype=torch.float32),
+    )
+
+
+def stratified_split(labels: Sequence[int], val_fraction: float,
+                     seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split keeping ``val_fraction`` of each class (one at least, if it has two)."""
+    import random
+
+    rng = random.Random(f"aegis-split:{seed}")
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    train: list[int] = []
+    val: list[int] = []
+    for label in sorted(by_class):
+        idx = by_class[label]
+        rng.shuffle(idx)
+        n_val = round(len(idx) * val_fraction)
+        if len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        else:
+            n_val = 0
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    rng.shuffle(train)
+    val.sort()
+    return train, val
+
+
+def class_weights(counts: Sequence[int], power: float, cap: float) -> list[float]:
+    """Weights ~ (1/frequency)**power, mean 1 over present classes, capped."""
+    total = sum(counts)
+    present = [c for c in counts if c > 0]
+    if not present or power == 0:
+        return [1.0] * len(counts)
+    raw = [(total / (len(present) * c)) ** power if c > 0 else 0.0 for c in counts]
+    mean = sum(raw) / len(present)
+    return [min(cap, w / mean) if w > 0 else 1.0 for w in raw]
+
+
+def _lr_at(step: int, total: int, settings: ImitationSettings) -> float:
+    base = settings.learning_rate
+    warm = min(settings.warmup_steps, max(1, total // 10))
+    if step < warm:
+        return base * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return base * (settings.min_lr_ratio + (1 - settings.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: HRM, learning_rate: float, weight_decay: float,
+                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not embeddings, head biases)."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.dim() >= 2 and "embed" not in name else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=True)
+
+
+def _accuracy(model: HRM, tokens: torch.Tensor, targets: Sequence[torch.Tensor],
+              batch: int = 512) -> list[float]:
+    import torch
+
+    if tokens.shape[0] == 0:
+        return [0.0 for _ in targets]
+    hits = [0] * len(targets)
+    with torch.inference_mode():
+        for start in range(0, tokens.shape[0], batch):
+            pred = model(tokens[start:start + batch])[0].argmax(-1)
+            for k, target in enumerate(targets):
+                hits[k] += int((pred == target[start:start + batch]).sum())
+    return [h / tokens.shape[0] for h in hits]
+
+
+def train_imitation(
+    examples: Sequence[Example],
+    settings: ImitationSettings,
+    *,
+    checkpoint_dir: Path | None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    seed: int = 0,
+    output: Path | None = None,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> ImitationResult:
+    """Train a fresh HRM on ``examples``; see the module docstring for the choices made.
+
+    With ``checkpoint_dir`` set, writes ``hrm_epoch_{N}.pt`` there and the best model to
+    ``output`` (default ``checkpoint_dir / "hrm_trained.pt"``). ``should_stop`` is checked
+    between batches; a stopped run returns ``cancelled=True`` and writes no final model.
+    ``on_checkpoint(path, epoch)`` follows every epoch checkpoint; ``on_step()`` every
+    optimiser step (the worker re-tunes its thread count there). Raises
+    ``ImitationError`` for too few examples.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from aegis_tui.policy.hrm import build_model
+    from aegis_tui.training.checkpoints import save_checkpoint
+
+    started = time.perf_counter()
+    if len(examples) < settings.min_examples:
+        raise ImitationError(
+            f"need at least {settings.min_examples} examples to train, got {len(examples)}"
+        )
+    data = _tensors(examples)
+    train_idx, val_idx = stratified_split(data.labels.tolist(), settings.val_fraction, seed)
+    if not val_idx or not train_idx:
+        raise ImitationError("too few examples to hold out a validation set")
+    counts = tuple(int((data.labels == a).sum()) for a in range(len(ACTIONS)))
+    t_tok, t_lab = data.tokens[train_idx], data.labels[train_idx]
+    t_probs, t_rew = data.probs[train_idx], data.rewards[train_idx]
+    v_tok, v_lab, v_teach = data.tokens[val_idx], data.labels[val_idx], data.teacher[val_idx]
+    train_counts = [int((t_lab == a).sum()) for a in range(len(ACTIONS))]
+    weights = torch.tensor(
+        class_weights(train_counts, settings.class_weight_power, settings.max_class_weight)
+    )
+
+    model = build_model(settings.model, seed=seed)
+    model.train()
+    optimizer = make_optimizer(model, settings.learning_rate, settings.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    n_train = len(train_idx)
+    steps_per_epoch = math.ceil(n_train / settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+    step = 0
+    best: tuple[tuple[float, float], int, dict[str, torch.Tensor]] | None = None
+    history: list[EpochReport] = []
+    saved: list[Path] = []
+    cancelled = False
+    loss_value = float("nan")
+    train_acc = 0.0
+    meta_base = {"examples": len(examples), "train_size": n_train, "val_size": len(val_idx),
+                 "class_counts": list(counts), "seed": seed, "settings": settings.to_dict()}
+
+    for epoch in range(1, settings.epochs + 1):
+        order = torch.randperm(n_train, generator=generator)
+        loss_sum, hits, seen = 0.0, 0, 0
+        for start in range(0, n_train, settings.batch_size):
+            if should_stop is not None and should_stop():
+                cancelled = True
+                break
+            idx = order[start:start + settings.batch_size]
+            tokens, labels = t_tok[idx], t_lab[idx]
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total_steps, settings)
+            logits, value = model(tokens)
+            target = t_probs[idx] if settings.soft_targets else labels
+            loss = F.cross_entropy(logits, target, weight=weights,
+                                   label_smoothing=settings.label_smoothing)
+            if settings.value_coef > 0:
+                loss = loss + settings.value_coef * F.smooth_l1_loss(value, t_rew[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            optimizer.step()
+            step += 1
+            if on_step is not None:
+                on_step()
+            loss_sum += float(loss.detach()) * len(idx)
+            hits += int((logits.detach().argmax(-1) == labels).sum())
+            seen += len(idx)
+        if cancelled:
+            break
+        loss_value = loss_sum / max(1, seen)
+        train_acc = hits / max(1, seen)
+        val_acc, val_agree = _accuracy(model, v_tok, [v_lab, v_teach])
+        report = EpochReport(
+            epoch=epoch, epochs=settings.epochs, loss=loss_value, train_accuracy=train_acc,
+            val_accuracy=val_acc, val_teacher_agreement=val_agree,
+            learning_rate=optimizer.param_groups[0]["lr"],
+            elapsed_s=time.perf_counter() - started,
+        )
+        history.append(report)
+        if best is None or (val_acc, val_agree) >= best[0]:
+            best = ((val_acc, val_agree), epoch, copy.deepcopy(model.state_dict()))
+        if checkpoint_dir is not None and (
+            epoch % settings.checkpoint_every == 0 or epoch == settings.epochs
+        ):
+            path = Path(checkpoint_dir) / f"hrm_epoch_{epoch}.pt"
+            save_checkpoint(path, model, meta={
+                **meta_base, "kind": "epoch", "epoch": epoch, "epochs": settings.epochs,
+                "loss": loss_value, "train_accuracy": train_acc, "val_accuracy": val_acc,
+                "val_teacher_agreement": val_agree,
+            })
+            saved.append(path)
+            if on_checkpoint is not None:
+                on_checkpoint(path, epoch)
+        if on_epoch is not None:
+            on_epoch(report)
+
+    model.eval()
+    best_epoch = 0
+    best_report: EpochReport | None = None
+    if best is not None:
+        best_epoch = best[1]
+        best_report = history[best_epoch - 1]
+        model.load_state_dict(best[2])
+    trained_path: Path | None = None
+    if not cancelled and checkpoint_dir is not None and best_report is not None:
+        trained_path = Path(output) if output is not None else Path(checkpoint_dir) / TRAINED_NAME
+        save_checkpoint(trained_path, model, meta={
+            **meta_base, "kind": "trained", "epoch": best_epoch, "epochs": settings.epochs,
+            "loss": best_report.loss, "train_accuracy": best_report.train_accuracy,
+            "val_accuracy": best_report.val_accuracy,
+            "val_teacher_agreement": best_report.val_teacher_agreement,
+        })
+    return ImitationResult(
+        model=model,
+        examples=len(examples),
+        train_size=n_train,
+        val_size=len(val_idx),
+        class_counts=counts,
+        epochs_run=len(history),
+        best_epoch=best_epoch,
+        val_accuracy=best_report.val_accuracy if best_report else 0.0,
+        val_teacher_agreement=best_report.val_teacher_agreement if best_report else 0.0,
+        train_accuracy=best_report.train_accuracy if best_report else 0.0,
+        final_loss=loss_value,
+        elapsed_s=time.perf_counter() - started,
+        history=history,
+        checkpoints=saved,
+        trained_path=trained_path,
+        cancelled=cancelled,
+    )

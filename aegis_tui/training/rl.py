@@ -1,0 +1,336 @@
+"""Phase 3: policy-gradient fine-tuning of the HRM from the rewards its decisions earn.
+
+The update, top to bottom (CleanRL-style, one screen in ``update``):
+
+    logits, value = model(state)                    # current policy and baseline
+    advantage     = return - value                  # (detached) learned baseline
+    loss = -advantage * log pi(action | state)      # REINFORCE
+         + value_coef * huber(value, return)        # fit the baseline
+         - entropy_coef * entropy(pi)               # keep exploring
+         + kl_coef * KL(pi || pi_ref)               # stay near the imitation policy
+    clip grad norm, AdamW step
+
+- **Returns.** Each decision is credited with the rewards its own outcome earns,
+  including delayed ones (an answer or an approval arriving iterations later, passed to
+  ``credit``); the agent already attributes every reward to the decision that caused it,
+  so a per-decision return (a contextual bandit, no discounting across decisions) is the
+  right target and needs no waiting for later decisions.
+- **Pending decisions.** ``record(..., pending=True)`` holds a decision out of updates
+  until ``settle`` (no more rewards will come) or until it is ``horizon`` iterations old.
+  A credit that arrives after its decision was trained on is counted as late and dropped.
+- **Reference policy.** A frozen copy of the imitation model (``hrm_trained.pt``); the KL
+  term pulls the policy back toward it so a run of unlucky rewards cannot erase Phase 2.
+- **Speed.** When the agent passes the decision's ``carry`` (``HRMPolicy.last_carry``)
+  the update runs only the HRM's final, differentiated L and H step from it
+  (``HRM.from_carry``) instead of all cycles: the same one-step gradient HRM trains with,
+  from the hidden state computed at decision time (at most one update old). The
+  reference's log-probabilities are computed once, at ``record`` time, and kept. Token
+  embeddings are frozen during RL by default (``train_embeddings``): they were learnt
+  from the teacher and a batch of ten noisy rewards is a poor signal for them; freezing
+  also skips their gradient, the biggest tensor in the model.
+- **Persistence.** ``save``/``RLTrainer.resume`` write and read ``hrm_rl.pt`` (model,
+  optimizer state, counters); ``note_score`` tracks the best rolling reward so the agent
+  can keep ``hrm_rl_best.pt`` to fall back to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aegis_tui.snapshot import StateSnapshot
+
+if TYPE_CHECKING:
+    import torch
+
+    from aegis_tui.config import Config
+    from aegis_tui.policy.hrm import HRM, Carry
+
+
+@dataclass(frozen=True, slots=True)
+class RLSettings:
+    learning_rate: float = 3e-4
+    entropy_coef: float = 0.01
+    kl_coef: float = 0.05
+    value_coef: float = 0.5
+    update_every: int = 10
+    max_grad_norm: float = 1.0
+    horizon: int = 200
+    max_batch: int = 64
+    max_transitions: int = 2000
+    train_embeddings: bool = False
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("learning_rate", "max_grad_norm"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"RL setting {name} must be positive")
+        for name in ("entropy_coef", "kl_coef", "value_coef", "weight_decay"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"RL setting {name} must not be negative")
+        for name in ("update_every", "horizon", "max_batch", "max_transitions"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RL setting {name} must be at least 1")
+
+    @classmethod
+    def from_config(cls, config: Config, **overrides: Any) -> RLSettings:
+        base = cls(
+            learning_rate=config.rl_learning_rate,
+            entropy_coef=config.rl_entropy_coef,
+            kl_coef=config.rl_kl_coef,
+            value_coef=config.rl_value_coef,
+            update_every=config.rl_update_every,
+        )
+        return replace(base, **overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class RLStats:
+    update: int  # updates so far, this one included
+    transitions: int  # decisions in this update
+    loss: float
+    policy_loss: float
+    value_loss: float
+    mean_reward: float
+    entropy: float
+    kl: float
+    grad_norm: float
+
+
+@dataclass(slots=True)
+class Transition:
+    iteration: int
+    tokens: list[int]
+    action: int
+    reward: float
+    pending: bool
+    carry: Carry | None
+    ref_log_probs: torch.Tensor | None = None
+
+
+class RLTrainer:
+    """Collects decisions and their rewards, and updates ``model`` by policy gradient.
+
+    ``model`` is updated in place (share it with the ``HRMPolicy`` that decides);
+    ``reference_model`` is frozen. Not thread-safe: call it from the agent's thread.
+    """
+
+    def __init__(self, model: HRM, reference_model: HRM, settings: RLSettings | None = None,
+                 *, seed: int = 0) -> None:
+        import torch
+
+        from aegis_tui.training.imitation import make_optimizer
+
+        self.model = model
+        self.reference = reference_model
+        self.settings = settings or RLSettings()
+        self.seed = seed
+        self.reference.eval()
+        for param in self.reference.parameters():
+            param.requires_grad_(False)
+        self.model.embed_tokens.weight.requires_grad_(self.settings.train_embeddings)
+        self.optimizer = make_optimizer(self.model, self.settings.learning_rate,
+                                        self.settings.weight_decay, betas=(0.9, 0.999))
+        self._torch = torch
+        self._transitions: OrderedDict[int, Transition] = OrderedDict()
+        self.updates = 0
+        self.decisions_since_update = 0
+        self.latest_iteration = -1
+        self.late_credits = 0
+        self.dropped = 0
+        self.best_score: float | None = None
+
+    # --- collecting -------------------------------------------------------------------
+
+    def record(self, iteration: int, state: Sequence[int] | StateSnapshot, action_index: int,
+               reward: float, pending: bool = False, *, carry: Carry | None = None) -> None:
+        """Add one decision: its state (feature ids or a snapshot), action and reward so far.
+
+        ``pending=True``: more reward may arrive via ``credit``; it is not trained on until
+        ``settle`` or until it is ``horizon`` iterations old. ``carry`` is the policy's
+        ``last_carry`` for this decision (optional; it makes the update cheaper).
+        """
+        from aegis_tui.policy.features import FEATURE_LEN, featurize
+
+        torch = self._torch
+        tokens = featurize(state) if isinstance(state, StateSnapshot) else list(state)
+        if len(tokens) != FEATURE_LEN:
+            raise ValueError(f"expected {FEATURE_LEN} feature ids, got {len(tokens)}")
+        if not 0 <= action_index < self.model.config.n_actions:
+            raise ValueError(f"action index {action_index} out of range")
+        if not math.isfinite(reward):
+            raise ValueError("reward must be finite")
+        with torch.inference_mode():
+            ref_logits, _ = self.reference(torch.tensor([tokens], dtype=torch.long))
+            ref_log_probs = torch.log_softmax(ref_logits[0], -1).clone()
+        if iteration in self._transitions:
+            del self._transitions[iteration]
+        self._transitions[iteration] = Transition(
+            iteration=iteration, tokens=tokens, action=action_index, reward=float(reward),
+            pending=pending, carry=carry, ref_log_probs=ref_log_probs,
+        )
+        self.latest_iteration = max(self.latest_iteration, iteration)
+        self.decisions_since_update += 1
+        while len(self._transitions) > self.settings.max_transitions:
+            self._transitions.popitem(last=False)
+            self.dropped += 1
+
+    def credit(self, iteration: int, reward: float) -> bool:
+        """Add a delayed reward to the decision made at ``iteration``.
+
+        Returns False (and counts ``late_credits``) when that decision is unknown or was
+        already trained on.
+        """
+        transition = self._transitions.get(iteration)
+        if transition is None or not math.isfinite(reward):
+            self.late_credits += 1
+            return False
+        transition.reward += float(reward)
+        return True
+
+    def settle(self, iteration: int) -> None:
+        """No more rewards will come for ``iteration``: it may be trained on."""
+        transition = self._transitions.get(iteration)
+        if transition is not None:
+            transition.pending = False
+
+    def pending_count(self) -> int:
+        return sum(1 for t in self._transitions.values() if t.pending)
+
+    def ready_count(self) -> int:
+        return len(self._ready(peek=True))
+
+    def _ready(self, peek: bool = False) -> list[Transition]:
+        cutoff = self.latest_iteration - self.settings.horizon
+        ready = []
+        for t in self._transitions.values():
+            if t.pending and t.iteration <= cutoff and not peek:
+                t.pending = False
+            if not t.pending or t.iteration <= cutoff:
+                ready.append(t)
+            if len(ready) == self.settings.max_batch:
+                break
+        return ready
+
+    # --- updating ---------------------------------------------------------------------
+
+    def maybe_update(self) -> RLStats | None:
+        """``update()`` once ``update_every`` decisions were recorded since the last one."""
+        if self.decisions_since_update < self.settings.update_every:
+            return None
+        return self.update()
+
+    def update(self) -> RLStats | None:
+        """One policy-gradient step on the settled decisions not yet trained on (if any)."""
+        torch = self._torch
+        F = torch.nn.functional
+        batch = self._ready()
+        if not batch:
+            return None
+        for t in batch:
+            del self._transitions[t.iteration]
+        self.decisions_since_update = 0
+        s = self.settings
+        tokens = torch.tensor([t.tokens for t in batch], dtype=torch.long)
+        actions = torch.tensor([t.action for t in batch], dtype=torch.long)
+        returns = torch.tensor([t.reward for t in batch], dtype=torch.float32)
+        ref_log_probs = torch.stack([t.ref_log_probs for t in batch])  # type: ignore[misc]
+
+        self.model.train()
+        if all(t.carry is not None for t in batch):
+            from aegis_tui.policy.hrm import Carry
+
+            carry = Carry(torch.cat([t.carry.z_h for t in batch]),  # type: ignore[union-attr]
+                          torch.cat([t.carry.z_l for t in batch]))  # type: ignore[union-attr]
+            logits, value = self.model.from_carry(tokens, carry)
+        else:
+            logits, value = self.model(tokens)
+        log_probs = torch.log_softmax(logits, -1)
+        probs = log_probs.exp()
+        advantage = (returns - value).detach()
+        policy_loss = -(advantage * log_probs.gather(1, actions[:, None]).squeeze(1)).mean()
+        value_loss = F.smooth_l1_loss(value, returns)
+        entropy = -(probs * log_probs).sum(-1).mean()
+        kl = (probs * (log_probs - ref_log_probs)).sum(-1).mean()
+        loss = (policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy
+                + s.kl_coef * kl)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.grad is not None], s.max_grad_norm
+        )
+        self.optimizer.step()
+        self.model.eval()
+        self.updates += 1
+        return RLStats(
+            update=self.updates, transitions=len(batch), loss=float(loss.detach()),
+            policy_loss=float(policy_loss.detach()), value_loss=float(value_loss.detach()),
+            mean_reward=float(returns.mean()), entropy=float(entropy.detach()),
+            kl=float(kl.detach()), grad_norm=float(grad_norm),
+        )
+
+    # --- best tracking and persistence -----------------------------------------------
+
+    def note_score(self, score: float) -> bool:
+        """Record a rolling-reward score; True when it is the best so far (save a copy)."""
+        if not math.isfinite(score):
+            return False
+        if self.best_score is None or score > self.best_score:
+            self.best_score = score
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer state and counters (the model's weights travel separately)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "late_credits": self.late_credits,
+            "best_score": self.best_score,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned; ``ValueError`` when it does not fit."""
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.updates = int(state["updates"])
+            self.late_credits = int(state.get("late_credits", 0))
+            best = state.get("best_score")
+            self.best_score = float(best) if best is not None else None
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"RL trainer state does not fit: {exc}") from None
+
+    def save(self, path: Path, *, meta: dict[str, Any] | None = None) -> None:
+        """Write model, optimizer state and counters to ``path`` (``hrm_rl.pt``) atomically."""
+        from aegis_tui.training.checkpoints import save_checkpoint
+
+        state = self.state_dict()
+        save_checkpoint(
+            Path(path), self.model,
+            meta={"kind": "rl", "updates": self.updates, "best_score": self.best_score,
+                  **(meta or {})},
+            optimizer_state=state.pop("optimizer"),
+            extra={"rl": state},
+        )
+
+    @classmethod
+    def resume(cls, path: Path, reference_model: HRM, settings: RLSettings | None = None,
+               *, seed: int = 0) -> RLTrainer:
+        """Rebuild a trainer (and its model) from ``save`` output; raises ``CheckpointError``."""
+        from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
+
+        loaded = load_checkpoint(Path(path))
+        model = loaded.build_model()
+        trainer = cls(model, reference_model, settings, seed=seed)
+        rl_state = loaded.extra.get("rl")
+        if loaded.optimizer_state is not None and isinstance(rl_state, dict):
+            try:
+                trainer.load_state_dict({**rl_state, "optimizer": loaded.optimizer_state})
+            except ValueError as exc:
+                raise CheckpointError(f"checkpoint {path}: {exc}") from None
+        return trainer

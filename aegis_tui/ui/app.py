@@ -1,0 +1,560 @@
+"""``AegisApp``: the full-screen dashboard that runs and steers the agent.
+
+The agent runs in a thread worker (opening the runtime there too: loading a teacher LM
+takes seconds). The UI never waits on it: a 10 Hz timer drains the event bus into the
+``DashboardModel`` (coalescing bursts) and repaints only the panes that changed; a 1 Hz
+thread worker reads the reward curves from the database. Keys call the agent's thread-safe
+controls; questions and proposals are resolved through the database, which the agent
+picks up on its next iteration, so a modal never blocks the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Container
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from aegis_tui.agent.metrics_view import read_history, read_metrics
+from aegis_tui.config import Config
+from aegis_tui.events import EventBus
+from aegis_tui.paths import DataPaths
+from aegis_tui.storage.database import Database
+from aegis_tui.storage.records import PENDING
+from aegis_tui.text import clean
+from aegis_tui.ui.components.action_chart import ActionChart
+from aegis_tui.ui.components.curiosity import CuriosityPane
+from aegis_tui.ui.components.curves import CurvesPane
+from aegis_tui.ui.components.event_log import EventLog
+from aegis_tui.ui.components.goals import GoalsPane
+from aegis_tui.ui.components.header_bar import HeaderBar
+from aegis_tui.ui.components.knowledge import KnowledgePane
+from aegis_tui.ui.components.phase_progress import PhaseProgress
+from aegis_tui.ui.messages import AgentFailed, AgentFinished, AgentReady, MetricsLoaded
+from aegis_tui.ui.model import (
+    ACTIONS_PANE,
+    CURIOSITY,
+    CURVES,
+    GOALS,
+    HEADER,
+    KNOWLEDGE,
+    PAUSED,
+    PHASE,
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    TRAINING,
+    DashboardModel,
+    LogLine,
+)
+from aegis_tui.ui.screens.confirm import ConfirmScreen
+from aegis_tui.ui.screens.help import HelpScreen
+from aegis_tui.ui.screens.proposal import ProposalScreen, Review
+from aegis_tui.ui.screens.question import Outcome, QuestionScreen
+from aegis_tui.ui.screens.report import ReportScreen
+
+log = logging.getLogger("aegis")
+
+EXIT_OK, EXIT_FAIL, EXIT_BUSY = 0, 1, 3  # the same codes as the CLI
+QUIT_GRACE_S = 5.0  # a second `q` (or this long) exits without waiting for the agent
+
+RuntimeFactory = Callable[[Config, DataPaths, EventBus], Any]
+
+# id -> what the key does, for the help screen and the command palette.
+KEY_HELP: dict[str, tuple[str, str]] = {
+    "pause": ("Pause / resume", "Pause the agent, or resume it"),
+    "train": ("Force training", "Train the HRM now on the examples collected so far"),
+    "answer": ("Answer questions", "Answer the agent's pending questions, one at a time"),
+    "review": ("Review proposals", "Approve or reject the agent's pending proposals"),
+    "reports": ("Status and training reports", "The reports `aegis-tui status` prints"),
+    "plots": ("Switch curves", "Switch between the reward and the training curves"),
+    "help": ("Help", "Keys and what the panes show"),
+    "quit": ("Quit", "Stop the agent (and any training) cleanly and exit"),
+}
+
+
+class DashboardBus(EventBus):
+    """The agent's bus; always truthy, even when empty.
+
+    ``EventBus`` defines ``__len__``, so an empty bus is falsy and ``AgentRuntime.open``'s
+    ``bus or EventBus()`` would silently replace it with a bus nobody drains.
+    """
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def default_runtime_factory(config: Config, paths: DataPaths, bus: EventBus) -> Any:
+    from aegis_tui.agent.runtime import AgentRuntime
+
+    return AgentRuntime.open(config, paths, bus=bus)
+
+
+def failure_reason(exc: BaseException, paths: DataPaths) -> tuple[str, int]:
+    """The CLI's one-line reason and exit code for a runtime that would not open."""
+    from aegis_tui.policy.lm_teacher import TeacherLoadError
+    from aegis_tui.storage.database import DatabaseError
+    from aegis_tui.storage.lock import DataDirLocked
+    from aegis_tui.training.example_log import ExampleLogError
+
+    if isinstance(exc, DataDirLocked):
+        return str(exc), EXIT_BUSY
+    if isinstance(exc, TeacherLoadError):
+        return (f"the teacher model could not be loaded: {exc} (use --teacher rules, or "
+                "--teacher auto to fall back automatically)"), EXIT_FAIL
+    if isinstance(exc, DatabaseError | ExampleLogError):
+        return str(exc), EXIT_FAIL
+    if isinstance(exc, OSError):
+        return f"cannot use data directory {paths.root}: {exc}", EXIT_FAIL
+    return f"could not start the agent: {type(exc).__name__}: {exc}", EXIT_FAIL
+
+
+class AegisApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "AEGIS"
+    AUTO_FOCUS = None  # keys go to the app's bindings, not to a focused pane
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p,space", "toggle_pause", "Pause", id="pause"),
+        Binding("t", "force_training", "Train", id="train"),
+        Binding("a", "answer", "Answer", id="answer"),
+        Binding("r", "review", "Review", id="review"),
+        Binding("s", "reports", "Reports", id="reports"),
+        Binding("g", "switch_curves", "Curves", id="plots", show=False),
+        Binding("question_mark", "help", "Help", id="help", key_display="?"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, config: Config, paths: DataPaths, *, iterations: int | None = None,
+                 start_paused: bool = False, runtime_factory: RuntimeFactory | None = None,
+                 keymap: dict[str, str] | None = None, drain_interval: float = 0.1,
+                 metrics_interval: float = 1.0) -> None:
+        super().__init__()
+        self.config = config
+        self.paths = paths
+        self.iterations = iterations
+        self.start_paused = start_paused
+        self.runtime_factory = runtime_factory or default_runtime_factory
+        self.keymap = dict(keymap or {})
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        self.drain_interval = drain_interval
+        self.metrics_interval = metrics_interval
+        self.bus: EventBus = DashboardBus()
+        self.model = DashboardModel(config)
+        self.runtime: Any = None
+        self.failure = ""  # the one-line reason when the runtime would not open
+        self.summary: Any = None
+        self.ready = False  # the runtime is open and the model holds the history
+        self.metrics_reads = 0
+        self._agent_done = threading.Event()
+        self._quit = threading.Event()
+        self._quitting = False
+        self._ro_db: Database | None = None
+        self._rw_db: Database | None = None
+        self._metrics_busy = False
+        self._questions: deque[Any] = deque()
+        self._proposals: deque[Any] = deque()
+        self._resolved: dict[str, int] = {}
+
+    # -- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield PhaseProgress(id="phase")
+        with Container(id="panes"):
+            yield GoalsPane(id="goals", classes="pane")
+            yield ActionChart(id="actions", classes="pane")
+            yield CuriosityPane(id="curiosity", classes="pane")
+            yield CurvesPane(id="curves", classes="pane")
+            yield KnowledgePane(id="knowledge", classes="pane")
+            yield EventLog(id="log", classes="pane")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._paint({HEADER})
+        self.set_interval(self.drain_interval, self.drain)
+        self.set_interval(self.metrics_interval, self.refresh_metrics)
+        self._run_agent()
+
+    # -- the agent thread ------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
+    def _run_agent(self) -> None:
+        try:
+            runtime = self._open_runtime()
+        except Exception as exc:
+            reason, code = failure_reason(exc, self.paths)
+            self._agent_done.set()
+            self.post_message(AgentFailed(clean(reason, 500), code))
+            return
+        if runtime is None:  # the user quit while the teacher was loading
+            self._agent_done.set()
+            return
+        summary, error = None, ""
+        try:
+            self._ro_db = Database(self.paths.database, readonly=True)
+            self._rw_db = Database(self.paths.database)
+            history = read_history(self._ro_db)
+            self.runtime = runtime
+            if self.start_paused:
+                runtime.agent.pause()
+            self.post_message(AgentReady(history))
+            summary = runtime.agent.run(max_iterations=self.iterations)
+        except Exception as exc:  # the loop itself catches per-iteration errors
+            log.exception("the agent thread failed")
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            runtime.close()
+            self._agent_done.set()
+        self.post_message(AgentFinished(summary, error))
+
+    def _open_runtime(self) -> Any:
+        """Open the runtime in a daemon thread so quitting never waits for a model load."""
+        box: dict[str, Any] = {}
+        opened = threading.Event()
+
+        def target() -> None:
+            try:
+                box["runtime"] = self.runtime_factory(self.config, self.paths, self.bus)
+            except BaseException as exc:
+                box["error"] = exc
+            opened.set()
+            if self._quit.is_set() and "runtime" in box:
+                box["runtime"].close()  # abandoned by a quit: release the lock now
+
+        threading.Thread(target=target, name="aegis-open-runtime", daemon=True).start()
+        while not opened.wait(0.05):
+            if self._quit.is_set():
+                return None
+        if "error" in box:
+            raise box["error"]
+        if self._quit.is_set():
+            box["runtime"].close()
+            return None
+        return box["runtime"]
+
+    @property
+    def agent(self) -> Any:
+        return self.runtime.agent if self.runtime is not None else None
+
+    def on_agent_ready(self, message: AgentReady) -> None:
+        self.ready = True
+        self._paint(self.model.load_history(message.history))
+        self.drain()
+        self.refresh_metrics()
+
+    def on_agent_failed(self, message: AgentFailed) -> None:
+        self.failure = message.reason
+        self.exit(return_code=message.exit_code)
+
+    def on_agent_finished(self, message: AgentFinished) -> None:
+        self.summary = message.summary
+        self.drain()
+        self._paint(self.model.set_run_state(STOPPED))
+        if self._quitting:
+            self.exit(return_code=self._exit_code())
+            return
+        summary = message.summary
+        if message.error:
+            text = f"the agent stopped: {message.error}"
+            self.notify(clean(text, 300), severity="error", markup=False, timeout=30)
+        elif summary is not None and summary.stopped_by == "limit":
+            self.notify(f"Finished {summary.iterations} iterations. "
+                        f"Press {self.key_for('quit')} to quit.", markup=False, timeout=30)
+        elif summary is not None and summary.stopped_by == "error":
+            self.notify(clean(summary.message, 300), severity="error", markup=False,
+                        timeout=30)
+
+    def _exit_code(self) -> int:
+        summary = self.summary
+        if summary is not None and getattr(summary, "stopped_by", "") == "error":
+            return EXIT_FAIL
+        return EXIT_OK
+
+    # -- repainting ------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Fold every queued event into the model and repaint what changed (the 10 Hz tick)."""
+        if not self.ready:
+            return
+        events = self.bus.drain()
+        if not events:
+            return
+        batch = self.model.apply(events)
+        self._paint(batch.changed)
+        if batch.log:
+            self.query_one(EventLog).add(batch.log)
+        if batch.training_started:
+            self.query_one(CurvesPane).show_training_tab()
+        if batch.questions:
+            self._announce_questions(batch.questions)
+        if batch.errors:
+            more = f" (+{len(batch.errors) - 1} more in the log)" if len(batch.errors) > 1 \
+                else ""
+            self.notify(batch.errors[-1] + more, severity="error", markup=False)
+
+    def _paint(self, changed: set[str]) -> None:
+        model = self.model
+        if HEADER in changed:
+            self.query_one(HeaderBar).show(model, self.key_for("answer"),
+                                           self.key_for("review"))
+        if PHASE in changed:
+            self.query_one(PhaseProgress).show(model)
+        if GOALS in changed:
+            self.query_one(GoalsPane).show(model)
+        if CURIOSITY in changed:
+            self.query_one(CuriosityPane).show(model)
+        if ACTIONS_PANE in changed:
+            self.query_one(ActionChart).show(model)
+        if KNOWLEDGE in changed:
+            self.query_one(KnowledgePane).show(model)
+        if CURVES in changed or TRAINING in changed:
+            self.query_one(CurvesPane).show(model)
+
+    def _announce_questions(self, asked: list[Any]) -> None:
+        key = self.key_for("answer")
+        if len(asked) == 1:
+            q = asked[0]
+            text = (f"New question #{q.question_id}: {clean(q.text, 120)}\n"
+                    f"Press {key} to answer.")
+        else:
+            text = f"{len(asked)} new questions. Press {key} to answer."
+        self.notify(text, title="The agent asks", markup=False, timeout=10)
+
+    def refresh_metrics(self) -> None:
+        """Start a read of the curves unless one is still running (the 1 Hz tick)."""
+        if self._metrics_busy or self._ro_db is None or self._agent_done.is_set():
+            return
+        self._metrics_busy = True
+        self._load_metrics()
+
+    @work(thread=True, group="metrics", exit_on_error=False)
+    def _load_metrics(self) -> None:
+        try:
+            db = self._ro_db
+            if db is None:
+                return
+            view = read_metrics(db, fallback_window=self.config.fallback_window)
+        except Exception as exc:  # e.g. the database went away at shutdown
+            log.warning("dashboard could not read metrics: %s", exc)
+            return
+        finally:
+            self._metrics_busy = False
+        self.post_message(MetricsLoaded(view))
+
+    def on_metrics_loaded(self, message: MetricsLoaded) -> None:
+        self.metrics_reads += 1
+        self._paint(self.model.set_metrics(message.view))
+
+    # -- keys ------------------------------------------------------------------------------
+    def key_for(self, binding_id: str) -> str:
+        """The key (as shown to people) that runs ``binding_id``, honouring the keymap."""
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id == binding_id:
+                key = self.keymap.get(binding_id, binding.key).split(",")[0].strip()
+                if binding_id not in self.keymap and binding.key_display:
+                    return binding.key_display
+                return self.get_key_display(Binding(key, ""))
+        return binding_id
+
+    def key_rows(self) -> list[tuple[str, str, str]]:
+        rows = []
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.id in KEY_HELP:
+                keys = self.keymap.get(binding.id, binding.key)
+                shown = ", ".join(
+                    binding.key_display if binding.key_display and binding.id not in self.keymap
+                    else self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+                rows.append((shown, KEY_HELP[binding.id][0], binding.id))
+        rows.append(("ctrl+p", "Command palette", "command_palette"))
+        return rows
+
+    def _require_agent(self) -> Any:
+        agent = self.agent
+        if agent is None:
+            self.notify("The agent is still starting (opening the data directory and the "
+                        "teacher).", severity="warning", markup=False)
+        elif self._agent_done.is_set() or agent.stopping:
+            self.notify("The agent has stopped.", severity="warning", markup=False)
+            return None
+        return agent
+
+    def action_toggle_pause(self) -> None:
+        agent = self._require_agent()
+        if agent is None:
+            return
+        paused = agent.toggle_pause()
+        # Show it now rather than on the next drain: this is the latency people feel.
+        self._paint(self.model.set_run_state(PAUSED if paused else RUNNING))
+
+    def action_force_training(self) -> None:
+        agent = self._require_agent()
+        if agent is None:
+            return
+        examples = agent.examples.count
+        ok, why = agent.learning.can_force(examples)
+        if not ok:
+            self._training_refused(why)
+            return
+        threshold = self.config.collect_threshold
+        if examples >= threshold:
+            self._request_training()
+            return
+        message = Text(f"Only {examples} examples are collected; automatic training waits "
+                       f"for {threshold}.\nA model trained on fewer examples is usually less "
+                       "accurate.\n\nTrain on the "
+                       f"{examples} examples now?")
+        self.push_screen(ConfirmScreen("Force training?", message, yes="Train now (y)",
+                                       no="Cancel (n)"),
+                         callback=lambda yes: self._request_training() if yes else None)
+
+    def _request_training(self) -> None:
+        agent = self._require_agent()
+        if agent is None:
+            return
+        ok, message = agent.request_training()
+        if not ok:
+            self._training_refused(message)
+            return
+        self.notify(message, title="Training", markup=False)
+        self.query_one(EventLog).add([LogLine("info", clean(message, 300))])
+
+    def _training_refused(self, why: str) -> None:
+        text = f"Training not started: {why}"
+        self.notify(clean(text, 300), title="Training", severity="warning", markup=False)
+        self.query_one(EventLog).add([LogLine("warning", clean(text, 300))])
+
+    # Questions: one modal at a time, in the order they were asked.
+    def action_answer(self) -> None:
+        if self._require_agent() is None or self._rw_db is None:
+            return
+        if self._questions:
+            return  # a question modal is already on its way
+        pending = self._rw_db.questions(PENDING)
+        if not pending:
+            self.notify("No pending questions.", markup=False)
+            return
+        self._questions.extend((q, i + 1, len(pending)) for i, q in enumerate(pending))
+        self._resolved["answered"] = 0
+        self._next_question()
+
+    def _next_question(self) -> None:
+        if not self._questions:
+            answered = self._resolved.get("answered", 0)
+            self.notify(f"Answered {answered} question{'s' * (answered != 1)}; the agent "
+                        "credits answers on its next iteration.", markup=False)
+            return
+        q, position, total = self._questions[0]
+        self.push_screen(QuestionScreen(q.id, q.text, position, total, self._answer),
+                         callback=self._question_closed)
+
+    def _answer(self, question_id: int, text: str) -> None:
+        from aegis_tui.agent.resolutions import answer_question
+
+        assert self._rw_db is not None
+        answer_question(self._rw_db, question_id, text)
+
+    def _question_closed(self, outcome: Outcome | None) -> None:
+        if self._questions:
+            self._questions.popleft()
+        if outcome is not None and outcome.status == "answered":
+            self._resolved["answered"] = self._resolved.get("answered", 0) + 1
+        elif outcome is not None and outcome.status == "gone":
+            self.notify(clean(outcome.message, 200), severity="warning", markup=False)
+        self._next_question()
+
+    # Proposals: the same shape.
+    def action_review(self) -> None:
+        if self._require_agent() is None or self._rw_db is None:
+            return
+        if self._proposals:
+            return
+        pending = self._rw_db.proposals(PENDING)
+        if not pending:
+            self.notify("No pending proposals.", markup=False)
+            return
+        self._proposals.extend((p, i + 1, len(pending)) for i, p in enumerate(pending))
+        self._resolved["reviewed"] = 0
+        self._next_proposal()
+
+    def _next_proposal(self) -> None:
+        if not self._proposals:
+            reviewed = self._resolved.get("reviewed", 0)
+            self.notify(f"Reviewed {reviewed} proposal{'s' * (reviewed != 1)}; the agent "
+                        "applies them on its next iteration.", markup=False)
+            return
+        p, position, total = self._proposals[0]
+        self.push_screen(ProposalScreen(p.id, p.kind, p.text, p.iteration, position, total,
+                                        self._review), callback=self._proposal_closed)
+
+    def _review(self, proposal_id: int, approve: bool) -> None:
+        from aegis_tui.agent.resolutions import review_proposal
+
+        assert self._rw_db is not None
+        review_proposal(self._rw_db, proposal_id, approve, reviewer="dashboard")
+
+    def _proposal_closed(self, review: Review | None) -> None:
+        if self._proposals:
+            self._proposals.popleft()
+        if review is not None and review.status in ("approved", "rejected"):
+            self._resolved["reviewed"] = self._resolved.get("reviewed", 0) + 1
+        elif review is not None and review.status == "gone":
+            self.notify(clean(review.message, 200), severity="warning", markup=False)
+        self._next_proposal()
+
+    def action_reports(self) -> None:
+        self.push_screen(ReportScreen(self.paths, self.config))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_rows()))
+
+    def action_switch_curves(self) -> None:
+        self.query_one(CurvesPane).next_tab()
+
+    async def action_quit(self) -> None:
+        """Stop the agent (it stops a training child and checkpoints), then exit."""
+        if self._quitting:
+            self.exit(return_code=self._exit_code())  # asked twice: don't wait any longer
+            return
+        self._quitting = True
+        self._quit.set()
+        agent = self.agent
+        if agent is None or self._agent_done.is_set():
+            self.exit(return_code=self._exit_code())
+            return
+        self._paint(self.model.set_run_state(STOPPING))
+        agent.stop()
+        self.set_timer(QUIT_GRACE_S, lambda: self.exit(return_code=self._exit_code()))
+
+    def on_unmount(self) -> None:
+        # Every way out (q, ctrl+q, an error, a test's exit) stops the agent and waits for
+        # its thread to close the runtime, so the lock and the files are released here.
+        self._quit.set()
+        agent = self.agent
+        if agent is not None:
+            agent.stop()
+        self._agent_done.wait(QUIT_GRACE_S)
+        for db in (self._ro_db, self._rw_db):
+            if db is not None:
+                db.close()
+
+    # -- command palette -------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        actions: dict[str, Callable[[], Any]] = {
+            "pause": self.action_toggle_pause, "train": self.action_force_training,
+            "answer": self.action_answer, "review": self.action_review,
+            "reports": self.action_reports, "plots": self.action_switch_curves,
+            "help": self.action_help,
+        }
+        for binding_id, callback in actions.items():
+            title, text = KEY_HELP[binding_id]
+            yield SystemCommand(title, f"{text} (key: {self.key_for(binding_id)})", callback)

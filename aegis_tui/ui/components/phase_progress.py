@@ -1,0 +1,48 @@
+"""The phase pane: a progress bar with words for the phase the agent is in.
+
+Phase 1: "examples collected 347/1000 (34.7%)"; Phase 2: "epoch 7/20, loss 0.41, val acc
+92%"; Phase 3: RL updates and the HRM's rolling reward against the teacher's.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+from aegis_tui.ui.model import DashboardModel, Progress
+
+
+class PhaseProgress(Horizontal):
+    DEFAULT_CSS = """
+    PhaseProgress { height: 1; }
+    PhaseProgress #phase-label { width: auto; padding: 0 1; text-style: bold; }
+    PhaseProgress ProgressBar { width: 24; }
+    PhaseProgress ProgressBar Bar { width: 24; }
+    PhaseProgress #phase-words { width: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[int, Progress] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("Phase 1"), id="phase-label")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=False, id="phase-bar")
+        yield Static(Text(""), id="phase-words")
+
+    @property
+    def words(self) -> str:
+        return self._shown[1].words if self._shown else ""
+
+    def show(self, model: DashboardModel) -> None:
+        progress = model.phase_progress()
+        key = (model.phase, progress)
+        if key == self._shown:
+            return
+        self._shown = key
+        self.query_one("#phase-label", Static).update(Text(f"Phase {model.phase}"))
+        bar = self.query_one(ProgressBar)
+        bar.update(total=progress.total, progress=progress.progress)
+        self.query_one("#phase-words", Static).update(Text(progress.words))

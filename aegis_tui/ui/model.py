@@ -1,0 +1,304 @@
+"""The dashboard's state, folded from agent events; plain Python so it is tested directly.
+
+The app drains the event bus on a timer and hands each batch to ``DashboardModel.apply``.
+Bursts coalesce here: only the newest ``StateChanged`` is kept, ``IterationDone`` events
+become counters, and the event log receives at most ``max_log_lines`` lines per batch
+(every notice, phase and training line is kept; iteration lines fill what room is left).
+``apply`` returns a ``Batch`` naming the panes that changed, so the app repaints only those.
+The text the panes show is built here too (``phase_progress``), from cleaned strings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aegis_tui.actions import ACTION_NAMES
+from aegis_tui.agent.event_log import describe
+from aegis_tui.agent.metrics_view import EpochPoint, History, MetricsView
+from aegis_tui.config import Config
+from aegis_tui.events import (
+    Event,
+    IterationDone,
+    KnowledgeAdded,
+    Notice,
+    PhaseChanged,
+    ProposalMade,
+    ProposalResolved,
+    QuestionAsked,
+    QuestionResolved,
+    RLUpdated,
+    RunStateChanged,
+    StateChanged,
+    TrainingFinished,
+    TrainingProgress,
+    TrainingStarted,
+)
+from aegis_tui.text import clean
+
+# Pane names used in ``Batch.changed``.
+HEADER, GOALS, CURIOSITY, ACTIONS_PANE, PHASE, CURVES, TRAINING, KNOWLEDGE = (
+    "header", "goals", "curiosity", "actions", "phase", "curves", "training", "knowledge")
+
+# Run states the header shows; the agent's own are running | paused | stopped.
+STARTING, RUNNING, PAUSED, STOPPING, STOPPED = (
+    "starting", "running", "paused", "stopping", "stopped")
+
+_LEVEL_NAMES = {logging.ERROR: "error", logging.WARNING: "warning"}
+_QUIET = StateChanged | KnowledgeAdded  # never a log line
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    level: str  # info | warning | error | iteration | skipped
+    text: str
+
+
+@dataclass(slots=True)
+class TrainingView:
+    """The current (or last) imitation training run as the events told it."""
+
+    active: bool = False
+    forced: bool = False
+    examples: int = 0
+    epochs_total: int = 0
+    epochs: list[EpochPoint] = field(default_factory=list)
+    finished: TrainingFinished | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    changed: set[str] = field(default_factory=set)
+    log: list[LogLine] = field(default_factory=list)
+    questions: list[QuestionAsked] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    training_started: bool = False
+    events: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the phase pane shows: a bar (``total`` None hides it) and words."""
+
+    progress: float
+    total: float | None
+    words: str
+
+
+class DashboardModel:
+    def __init__(self, config: Config, *, max_log_lines: int = 40,
+                 knowledge_keep: int = 30) -> None:
+        self.config = config
+        self.max_log_lines = max(2, max_log_lines)
+        self.state: StateChanged | None = None
+        self.run_state = STARTING
+        self.iteration = 0
+        self.counts: dict[str, list[int]] = {"teacher": [0] * len(ACTION_NAMES),
+                                             "hrm": [0] * len(ACTION_NAMES)}
+        self.knowledge: deque[tuple[str, str, str]] = deque(maxlen=knowledge_keep)
+        self.training = TrainingView()
+        self.rl_updates = 0
+        self.last_rl: RLUpdated | None = None
+        self.metrics: MetricsView | None = None
+        self.finished_message = ""
+        self.events_seen = 0
+
+    # -- inputs ----------------------------------------------------------------------------
+    def load_history(self, history: History) -> set[str]:
+        """Start from what the database already holds (before any event of this run)."""
+        for policy, counts in history.action_counts.items():
+            if policy in self.counts and len(counts) == len(ACTION_NAMES):
+                self.counts[policy] = list(counts)
+        self.knowledge.clear()
+        self.knowledge.extend(history.latest_knowledge)
+        return {ACTIONS_PANE, KNOWLEDGE}
+
+    def set_metrics(self, view: MetricsView) -> set[str]:
+        changed = {CURVES, PHASE}
+        old = self.metrics
+        self.metrics = view
+        state = view.phase_state
+        self.rl_updates = max(self.rl_updates, state.rl_updates)
+        if view.epochs and not self.training.active and not self.training.epochs:
+            # A restart: show the last run's curve until a new run starts.
+            self.training.epochs = list(view.epochs)
+            self.training.epochs_total = self.config.epochs
+            changed.add(TRAINING)
+        if old is not None and old.curves == view.curves and old.rolling == view.rolling \
+                and old.phase_state == view.phase_state:
+            changed.discard(CURVES)
+        return changed
+
+    def set_run_state(self, run_state: str) -> set[str]:
+        if run_state == self.run_state:
+            return set()
+        self.run_state = run_state
+        return {HEADER}
+
+    def apply(self, events: Iterable[Event]) -> Batch:
+        batch = Batch()
+        events = list(events)
+        batch.events = len(events)
+        self.events_seen += len(events)
+        latest_state: StateChanged | None = None
+        for event in events:
+            match event:
+                case StateChanged():
+                    latest_state = event
+                case IterationDone():
+                    counts = self.counts.get(event.policy)
+                    if counts is not None and event.action in ACTION_NAMES:
+                        counts[ACTION_NAMES.index(event.action)] += 1
+                    self.iteration = max(self.iteration, event.iteration)
+                    batch.changed.update((ACTIONS_PANE, HEADER))
+                case KnowledgeAdded():
+                    for item in event.items:
+                        if len(item) == 3:
+                            self.knowledge.appendleft((str(item[0]), str(item[1]),
+                                                       str(item[2])))
+                    batch.changed.add(KNOWLEDGE)
+                case RunStateChanged():
+                    if self.run_state != STOPPING or event.state == STOPPED:
+                        self.run_state = event.state
+                    batch.changed.add(HEADER)
+                case TrainingStarted():
+                    self.training = TrainingView(active=True, forced=event.forced,
+                                                 examples=event.examples,
+                                                 epochs_total=event.epochs)
+                    batch.training_started = True
+                    batch.changed.update((PHASE, TRAINING))
+                case TrainingProgress():
+                    self.training.active = True
+                    self.training.epochs_total = event.epochs
+                    self.training.epochs.append(EpochPoint(
+                        epoch=event.epoch, loss=event.loss,
+                        train_accuracy=event.train_accuracy, val_accuracy=event.val_accuracy))
+                    batch.changed.update((PHASE, TRAINING))
+                case TrainingFinished():
+                    self.training.active = False
+                    self.training.finished = event
+                    batch.changed.update((PHASE, TRAINING))
+                case RLUpdated():
+                    self.rl_updates = max(self.rl_updates, event.update)
+                    self.last_rl = event
+                    batch.changed.add(PHASE)
+                case PhaseChanged():
+                    batch.changed.update((PHASE, HEADER, CURVES))
+                case QuestionAsked():
+                    batch.questions.append(event)
+                case Notice(level="error"):
+                    batch.errors.append(clean(event.message, 200))
+                case QuestionResolved() | ProposalResolved() | ProposalMade():
+                    pass
+        if latest_state is not None:
+            self.state = latest_state
+            self.iteration = max(self.iteration, latest_state.snapshot.iteration)
+            batch.changed.update((HEADER, GOALS, CURIOSITY, PHASE, ACTIONS_PANE, KNOWLEDGE))
+        batch.log = self._log_lines(events)
+        return batch
+
+    def _log_lines(self, events: list[Event]) -> list[LogLine]:
+        """At most ``max_log_lines`` lines: all the rare ones, then the newest iterations."""
+        keep = self.max_log_lines
+        rare = [i for i, e in enumerate(events)
+                if not isinstance(e, IterationDone | _QUIET)][-keep:]
+        iterations = [i for i, e in enumerate(events) if isinstance(e, IterationDone)]
+        room = max(0, keep - len(rare) - 1)  # one line says what was skipped
+        shown = iterations[-room:] if room else []
+        skipped = len(iterations) - len(shown)
+        lines: list[LogLine] = []
+        if skipped:
+            lines.append(LogLine("skipped", f"… {skipped} iteration lines skipped "
+                                            "(every line is in aegis.log)"))
+        for i in sorted(rare + shown):
+            described = describe(events[i])
+            if described is None:
+                continue
+            level, text = described
+            if isinstance(events[i], IterationDone):
+                name = "iteration"
+            else:
+                name = _LEVEL_NAMES.get(level, "info")
+            lines.append(LogLine(name, clean(text, 400)))
+        return lines
+
+    # -- derived views ---------------------------------------------------------------------
+    @property
+    def phase(self) -> int:
+        if self.state is not None:
+            return self.state.phase
+        if self.metrics is not None:
+            return int(self.metrics.phase_state.phase)
+        return 1
+
+    @property
+    def examples(self) -> int:
+        return self.state.examples if self.state is not None else 0
+
+    @property
+    def threshold(self) -> int:
+        if self.state is not None and self.state.threshold:
+            return self.state.threshold
+        return self.config.collect_threshold
+
+    @property
+    def label_counts(self) -> tuple[int, ...]:
+        if self.state is not None and len(self.state.label_counts) == len(ACTION_NAMES):
+            return tuple(self.state.label_counts)
+        return (0,) * len(ACTION_NAMES)
+
+    def phase_progress(self) -> Progress:
+        """The bar and the words of the phase pane for the current phase."""
+        phase = self.phase
+        training = self.training
+        if phase == 2 or training.active:
+            total = training.epochs_total or self.config.epochs
+            if training.epochs:
+                e = training.epochs[-1]
+                words = (f"epoch {e.epoch}/{total}, loss {e.loss:.2f}, "
+                         f"val acc {e.val_accuracy:.0%}")
+                return Progress(min(e.epoch, total), total, words)
+            return Progress(0, total, f"training on {training.examples} examples, "
+                                      f"epoch 0/{total}")
+        if phase == 3:
+            return self._rl_progress()
+        examples, threshold = self.examples, max(1, self.threshold)
+        words = (f"examples collected {examples}/{threshold} "
+                 f"({min(1.0, examples / threshold):.1%})")
+        finished = training.finished
+        if finished is not None and not finished.passed_gate:
+            acc = (f"val acc {finished.val_accuracy:.0%}" if finished.val_accuracy is not None
+                   else "failed")
+            words += f"; last training {acc}, below the gate"
+        return Progress(min(examples, threshold), threshold, words)
+
+    def _rl_progress(self) -> Progress:
+        hrm_deciding = self.state.hrm_active if self.state is not None else True
+        rolling = self.metrics.rolling if self.metrics is not None else {}
+        hrm, teacher = rolling.get("hrm"), rolling.get("teacher")
+        state = self.metrics.phase_state if self.metrics is not None else None
+        if state is not None and state.teacher_baseline is not None:
+            teacher = state.teacher_baseline
+        every = max(1, self.config.rl_checkpoint_every)
+        done = self.rl_updates
+        since = done % every
+        rewards = (f"rolling reward HRM {_signed(hrm)} vs teacher {_signed(teacher)}")
+        if not hrm_deciding and state is not None:
+            words = (f"teacher deciding after a fall-back; HRM retries at iteration "
+                     f"{state.hrm_retry_at}; {rewards}")
+        else:
+            words = f"RL updates {done}, {rewards}"
+        return Progress(since, every, words)
+
+    @property
+    def pending(self) -> tuple[int, int]:
+        if self.state is None:
+            return 0, 0
+        snap = self.state.snapshot
+        return int(snap.pending_questions), int(snap.pending_proposals)
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"

@@ -1,0 +1,1 @@
+"""Modal screens: answering questions, reviewing proposals, reports, help, confirmation."""
