@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aegis_tui.actions import Action
 from aegis_tui.agent.resolutions import answer_question, review_proposal
 from aegis_tui.storage.database import Database
@@ -39,10 +41,11 @@ def test_search_pays_only_for_new_knowledge_and_feeds_curiosity(data_dir):
         assert second.knowledge_gained == 3
         after = {t.topic: t for t in rt.agent.state.snapshot(3).curiosity}
         assert after[top.topic].times_searched == 1
-        # Just searched: its effective priority drops and recovers over the next iterations.
+        # Just searched: its effective priority drops and recovers over the next iterations,
+        # to a little less than before (curiosity partly satisfied).
         assert after[top.topic].priority < top.priority / 10
         later = {t.topic: t for t in rt.agent.state.snapshot(2 + 100).curiosity}
-        assert later[top.topic].priority == top.priority
+        assert later[top.topic].priority == pytest.approx(top.priority * 0.85, abs=1e-3)
         assert rt.agent.db.knowledge_count() == 6
 
 

@@ -50,7 +50,11 @@ def test_graph_depends_on_seed_but_covers_every_theme() -> None:
     for theme, (_, names) in THEMES.items():
         assert all(a.graph[n].theme == theme for n in names)
     for topic in a.graph.values():
-        assert QUIET.related_min <= len(topic.related) <= QUIET.related_max
+        graph_links = [r for r in topic.related if r in a.graph]
+        subtopics = [r for r in topic.related if r not in a.graph]
+        assert QUIET.related_min <= len(graph_links) <= QUIET.related_max
+        assert len(subtopics) == QUIET.subtopic_links
+        assert all(s.startswith(topic.name + " ") for s in subtopics)
         assert topic.name not in topic.related
         assert QUIET.pool_min <= topic.pool <= QUIET.pool_max
 
@@ -66,6 +70,7 @@ def test_clock_is_virtual() -> None:
 def test_goal_text_maps_to_relevant_topics_and_results_match_goal() -> None:
     world = SimWorld(Config(), seed=5, params=QUIET)
     expected = ["garbage collection", "event loop", "regular expressions", "json"]
+    total = 0
     for i, (goal, topic) in enumerate(zip(DEFAULT_GOALS, expected, strict=True)):
         targets = world.topic_for(goal)
         assert targets[0][0].name == topic
@@ -73,7 +78,10 @@ def test_goal_text_maps_to_relevant_topics_and_results_match_goal() -> None:
         response = world.search(goal, 5)
         assert response.ok and len(response.results) == 5
         hits = sum(matches_goal(keywords(goal), f"{r.title} {r.body}") for r in response.results)
-        assert hits >= 3
+        assert hits >= 1
+        total += hits
+    # Items mention their theme's goal words with probability 0.6: about 12 of 20 expected.
+    assert total >= 9
 
 
 def test_unknown_query_gets_a_stable_adhoc_topic() -> None:
@@ -103,6 +111,21 @@ def test_repeated_topic_gives_diminishing_new_items() -> None:
     assert gains[0] == min(5, pool)
     assert sum(gains[6:]) < sum(gains[:6])
     assert len(seen) <= pool
+
+
+def test_subtopics_are_real_topics_and_the_space_keeps_growing() -> None:
+    world = SimWorld(Config(), seed=3, params=QUIET)
+    sub = next(r for r in world.graph["json"].related if r not in world.graph)
+    topic = world.topic_for(sub)[0][0]
+    assert topic.name == sub and topic.theme == "serialization"
+    results = world.search(sub, 5).results
+    assert results and all(r.url.startswith(f"sim://{sub.replace(' ', '-')}/") for r in results)
+    deeper = [r for r in topic.related if r.startswith(sub + " ")]
+    assert deeper, "a first-level subtopic names second-level ones"
+    assert world.topic_for(deeper[0])[0][0].name == deeper[0]
+    # Same name, same topic: a restart (a new world) finds the same pool.
+    again = SimWorld(Config(), seed=3, params=QUIET).topic_for(sub)[0][0]
+    assert again == topic
 
 
 def test_new_material_keeps_a_revisited_topic_paying() -> None:

@@ -148,7 +148,8 @@ class ActionExecutor:
 
     def _propose(self, snapshot: StateSnapshot, iteration: int) -> ActionResult:
         draft = draft_proposal(snapshot, self.state.settings,
-                               self.state.counters.recent_search_gains)
+                               self.state.counters.recent_search_gains,
+                               proposed_before=self.db.proposal_exists)
         counters = self.state.counters
         with self.db.transaction():
             duplicate = self.db.proposal_exists(draft.norm)

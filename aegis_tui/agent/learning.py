@@ -84,6 +84,10 @@ class LearningController:
         return events
 
     @property
+    def training_running(self) -> bool:
+        return self._supervisor is not None and self._supervisor.running
+
+    @property
     def title(self) -> str:
         return phase_title(self.phases.phase, self.teacher_label)
 
@@ -200,7 +204,10 @@ class LearningController:
                            "error")]
         self._rl = session
         self._hrm = session.policy
-        return [Notice(f"HRM loaded from {session.source} ({session.parameters:,} parameters)")]
+        notes: list[Event] = [Notice(w, "warning") for w in session.warnings]
+        notes.append(Notice(f"HRM loaded from {session.source} "
+                            f"({session.parameters:,} parameters)"))
+        return notes
 
     def credit(self, credits: list[Credit]) -> None:
         if self._rl is not None:

@@ -38,6 +38,10 @@ from aegis_tui.world.base import World
 log = logging.getLogger("aegis")
 
 MAX_CONSECUTIVE_ERRORS = 5
+# While a training child runs, a loop at --think-interval 0 would take a whole core of a
+# small machine from it; a few milliseconds between iterations leave the child the CPU
+# it needs (on 2 cores, training otherwise ran several times slower).
+MIN_PACE_WHILE_TRAINING_S = 0.005
 STATE_EVENT_INTERVAL_S = 0.1  # the dashboard repaints at ~10 Hz, more is wasted work
 METRICS_KEEP = 50_000
 TRAINING_REQUEST_META_KEY = "training_requested"
@@ -158,7 +162,10 @@ class Agent:
                                    f"a row; last error: {type(exc).__name__}: {exc}")
                         self.bus.publish(Notice(message, "error"))
                         break
-                self._sleep(self.config.think_interval)
+                pace = self.config.think_interval
+                if self.learning.training_running:
+                    pace = max(pace, MIN_PACE_WHILE_TRAINING_S)
+                self._sleep(pace)
         finally:
             self._publish(self.learning.shutdown(self.iteration))
             self.examples.sync()

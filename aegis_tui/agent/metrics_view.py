@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from aegis_tui.actions import ACTION_NAMES
@@ -22,10 +23,15 @@ POLICIES = ("teacher", "hrm")
 
 @dataclass(frozen=True, slots=True)
 class Series:
-    """One line of a plot: ``x`` are iterations (or epochs), ``y`` the values."""
+    """One line of a plot: ``x`` are iterations (or epochs), ``y`` the values.
+
+    ``starts`` are the indices where a new run begins: a policy that did not decide for a
+    while (the teacher while the HRM decides) must not be drawn as a line across the gap.
+    """
 
     x: tuple[float, ...] = ()
     y: tuple[float, ...] = ()
+    starts: tuple[int, ...] = (0,)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -33,6 +39,13 @@ class Series:
     @property
     def last(self) -> float | None:
         return self.y[-1] if self.y else None
+
+    def runs(self) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+        """The unbroken stretches, each as ``(x, y)``."""
+        if not self.x:
+            return []
+        bounds = [*self.starts, len(self.x)]
+        return [(self.x[a:b], self.y[a:b]) for a, b in pairwise(bounds) if b > a]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,17 @@ def downsample(points: Sequence[tuple[int, float]], max_points: int) -> list[tup
     return [points[i] for i in picks]
 
 
+def _runs(points: Sequence[tuple[int, float]]) -> list[list[tuple[int, float]]]:
+    """Split at every gap in the iterations (another policy decided in between)."""
+    runs: list[list[tuple[int, float]]] = []
+    for point in points:
+        if runs and point[0] == runs[-1][-1][0] + 1:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return runs
+
+
 def phase_boundaries(db: Database) -> tuple[Boundary, ...]:
     """Phase changes and teacher/HRM switches from the persisted phase history."""
     state = PhaseState.from_meta(db.get_meta(PHASE_META_KEY))
@@ -156,10 +180,21 @@ def reward_series(db: Database, policy_window: int = 50, max_points: int = 300,
         if policy in per_policy:
             per_policy[policy].append((int(row["iteration"]),
                                        float(row["reward"]) + float(row["delayed_reward"])))
+    total = sum(len(points) for points in per_policy.values()) or 1
     series: dict[str, Series] = {}
     for policy, points in per_policy.items():
-        picked = downsample(rolling_means(points, policy_window), max_points)
-        series[policy] = Series(tuple(float(x) for x, _ in picked), tuple(y for _, y in picked))
+        means = rolling_means(points, policy_window)
+        xs: list[float] = []
+        ys: list[float] = []
+        starts: list[int] = []
+        for run in _runs(means):
+            # Each stretch gets its share of the point budget (at least its two ends).
+            budget = max(2, round(max_points * len(run) / total))
+            starts.append(len(xs))
+            for x, y in downsample(run, budget):
+                xs.append(float(x))
+                ys.append(y)
+        series[policy] = Series(tuple(xs), tuple(ys), tuple(starts) or (0,))
     first, last = int(rows[0]["iteration"]), int(rows[-1]["iteration"])
     if boundaries is None:
         boundaries = phase_boundaries(db)

@@ -8,12 +8,14 @@ it is applied (a row edited by hand in the database cannot smuggle in anything e
 - ``set_setting``: change a bounded setting (``config.TUNABLE_SETTINGS``), e.g. the number
   of results per search, within its bounds.
 
-Which proposal comes next depends on the state, so proposing again without anything new
-having happened produces the same text: a duplicate, which the reward table punishes.
+The drafter skips ideas that were already proposed; when the state offers nothing new,
+what is left is a restatement of an earlier proposal: a duplicate, which the reward table
+punishes. So proposing pays only after something new has happened.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,47 +42,52 @@ class InvalidProposal(ValueError):
     """The proposal is not one of the allowed kinds or leaves the allowed bounds."""
 
 
-def draft_proposal(snapshot: StateSnapshot, settings: dict[str, int],
-                   search_gains: list[int]) -> ProposalDraft:
-    """Pick the most useful change the state suggests, cycling kinds for variety."""
-    candidates = [_add_goal(snapshot), _drop_topic(snapshot), _tune(settings, search_gains)]
-    start = snapshot.improvements_proposed % len(candidates)
-    for offset in range(len(candidates)):
-        draft = candidates[(start + offset) % len(candidates)]
-        if draft is not None:
+def draft_proposal(snapshot: StateSnapshot, settings: dict[str, int], search_gains: list[int],
+                   proposed_before: Callable[[str], bool] = lambda norm: False) -> ProposalDraft:
+    """Pick a useful change the state suggests that was not proposed before.
+
+    Kinds take turns (by how many proposals were made) so one kind does not crowd out the
+    others. ``proposed_before(norm)`` says whether a text was already proposed; when every
+    idea was, the first one comes back, and the caller scores it as a duplicate.
+    """
+    ideas = [_add_goal(snapshot), _drop_topic(snapshot), _tune(settings, search_gains)]
+    start = snapshot.improvements_proposed % len(ideas)
+    ordered = [draft for k in range(len(ideas))
+               for draft in ideas[(start + k) % len(ideas)]]
+    for draft in ordered:
+        if not proposed_before(draft.norm):
             return draft
-    # Nothing new to suggest: restating the current setting is all that is left (a duplicate
-    # once it has been proposed before, which is the honest outcome).
+    if ordered:
+        return ordered[0]
     value = settings["results_per_search"]
     return ProposalDraft("set_setting", {"key": "results_per_search", "value": value},
                          f"Keep results per search at {value}")
 
 
-def _add_goal(s: StateSnapshot) -> ProposalDraft | None:
+def _add_goal(s: StateSnapshot) -> list[ProposalDraft]:
     goal_norms = {normalize(g.text) for g in s.goals}
+    out = []
     for topic in s.curiosity:
         if topic.times_searched < 1:
             continue
         text = clean(f"Learn about {topic.topic}", MAX_GOAL_TEXT)
         if normalize(text) not in goal_norms:
-            return ProposalDraft("add_goal", {"text": text}, f"Add goal: {text}")
-    return None
+            out.append(ProposalDraft("add_goal", {"text": text}, f"Add goal: {text}"))
+    return out
 
 
-def _drop_topic(s: StateSnapshot) -> ProposalDraft | None:
-    stale = [t for t in s.curiosity if t.times_searched >= 2]
-    if not stale:
-        return None
-    topic = min(stale, key=lambda t: (t.priority, -t.times_searched, t.topic))
-    return ProposalDraft("drop_topic", {"topic": topic.topic},
-                         f"Drop stale curiosity topic '{topic.topic}' "
-                         f"(searched {topic.times_searched} times)")
+def _drop_topic(s: StateSnapshot) -> list[ProposalDraft]:
+    stale = sorted((t for t in s.curiosity if t.times_searched >= 2),
+                   key=lambda t: (t.priority, -t.times_searched, t.topic))
+    # The count is not part of the text: dropping the same topic again is the same idea.
+    return [ProposalDraft("drop_topic", {"topic": t.topic},
+                          f"Drop stale curiosity topic '{t.topic}'") for t in stale]
 
 
-def _tune(settings: dict[str, int], gains: list[int]) -> ProposalDraft | None:
+def _tune(settings: dict[str, int], gains: list[int]) -> list[ProposalDraft]:
     valid = [g for g in gains if g >= 0]
     if len(valid) < 3:
-        return None
+        return []
     per_search = settings["results_per_search"]
     mean = sum(valid) / len(valid)
     low, high = TUNABLE_SETTINGS["results_per_search"]
@@ -91,9 +98,9 @@ def _tune(settings: dict[str, int], gains: list[int]) -> ProposalDraft | None:
         value = per_search - 1
         why = "searches find little that is new"
     else:
-        return None
-    return ProposalDraft("set_setting", {"key": "results_per_search", "value": value},
-                         f"Set results per search to {value} ({why})")
+        return []
+    return [ProposalDraft("set_setting", {"key": "results_per_search", "value": value},
+                          f"Set results per search to {value} ({why})")]
 
 
 def validate_payload(kind: str, payload: Any) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class AgentRuntime:
         """Take the data directory and build the agent; raises with a clear message if not."""
         from aegis_tui.policy.teacher import make_teacher, teacher_label
 
-        bus = bus or EventBus()
+        bus = bus if bus is not None else EventBus()
         paths.ensure()
         lock = DataDirLock(paths.lock).acquire()
         opened: list[object] = []

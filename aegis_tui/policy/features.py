@@ -51,10 +51,11 @@ _COUNTERS = (
     "curiosity_size",
     "active_goals",
 )
-_STOPWORDS = frozenset(
-    "a an and are as at be by do does for from how in is it of on or the to what when where "
-    "which who why with".split()
-)
+_STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how",
+    "in", "is", "it", "of", "on", "or", "the", "to", "what", "when", "where", "which",
+    "who", "why", "with",
+))
 _WORD = re.compile(r"[^\W_]+")
 
 

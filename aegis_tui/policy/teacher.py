@@ -49,5 +49,8 @@ def make_teacher(config: Config) -> tuple[Policy, str]:
         model = clean(config.teacher_model, 80)
         notice = f"teacher: rules (could not load {model}: {exc.reason})"
         return RulesTeacher(seed=config.seed), notice
+    from aegis_tui.policy.torch_threads import limit_agent_threads
+
+    limit_agent_threads()
     size = teacher.parameter_count / 1e6
     return teacher, f"teacher: {teacher_label(config.teacher_model)} ({size:.1f}M parameters)"

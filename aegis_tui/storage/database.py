@@ -266,11 +266,14 @@ class Database:
     # -- curiosity -------------------------------------------------------------------------
     # A topic's effective priority is its base priority scaled by how long ago it was last
     # searched (0 right after, back to full after ``recovery`` iterations): the queue rotates,
-    # and a topic is revisited once new material may have appeared. Topics trimmed from the
-    # queue stay as inactive rows, so rediscovering one does not reset its history.
+    # and a topic is revisited once new material may have appeared. Each search also lowers
+    # the base priority a little (curiosity satisfied), so well-worn topics make room for new
+    # ones. Topics trimmed from the queue stay as inactive rows, so rediscovering one does
+    # not reset its history.
     _EFFECTIVE = ("priority * CASE WHEN last_searched IS NULL THEN 1.0 ELSE "
                   "min(1.0, max(0.0, (? - last_searched) * 1.0 / ?)) END")
     MAX_INACTIVE_TOPICS = 5000
+    SEARCH_DECAY = 0.85
 
     def upsert_topic(self, topic: str, norm: str, priority: float, provenance: str,
                      now: float) -> bool:
@@ -281,10 +284,10 @@ class Database:
                 "VALUES(?,?,?,?,?)", (norm, topic, priority, provenance, now))
             if cur.rowcount:
                 return True
-            was_active = c.execute("SELECT active FROM curiosity WHERE norm=?",
-                                   (norm,)).fetchone()[0]
+            was_active, searched = c.execute(
+                "SELECT active, times_searched FROM curiosity WHERE norm=?", (norm,)).fetchone()
             c.execute("UPDATE curiosity SET priority=max(priority, ?), active=1 WHERE norm=?",
-                      (priority, norm))
+                      (priority * self.SEARCH_DECAY ** searched, norm))
             return not was_active
 
     def topics(self, limit: int | None = None, *, iteration: int | None = None,
@@ -309,8 +312,8 @@ class Database:
 
     def mark_searched(self, norm: str, iteration: int) -> None:
         with self.transaction() as c:
-            c.execute("UPDATE curiosity SET times_searched=times_searched+1, last_searched=? "
-                      "WHERE norm=?", (iteration, norm))
+            c.execute("UPDATE curiosity SET times_searched=times_searched+1, last_searched=?, "
+                      "priority=priority*? WHERE norm=?", (iteration, self.SEARCH_DECAY, norm))
 
     def remove_topic(self, norm: str) -> bool:
         """Take a topic out of the queue (its history is kept); False if it was not in it."""

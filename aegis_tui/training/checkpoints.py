@@ -51,13 +51,19 @@ class LoadedCheckpoint:
     meta: dict[str, Any]
     optimizer_state: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    _model: HRM | None = field(default=None, repr=False)
 
     def build_model(self) -> HRM:
-        """A model with these weights, in eval mode."""
+        """A model with these weights, in eval mode (a new one on every call)."""
+        import copy
+
         from aegis_tui.policy.hrm import HRM
 
+        if self._model is not None:
+            model, self._model = self._model, None
+            return model
         model = HRM(self.config)
-        model.load_state_dict(self.state_dict, strict=True)
+        model.load_state_dict(copy.deepcopy(self.state_dict), strict=True)
         model.eval()
         return model
 
@@ -175,8 +181,10 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise CheckpointError(f"checkpoint {path} has no valid state_dict")
-    with torch.device("meta"):
-        expected = HRM(config).state_dict()
+    # A real (CPU) model: ~40 ms. Building it on the meta device would avoid the
+    # allocation but costs ~1 s the first time in a process (meta kernels load lazily).
+    model = HRM(config)
+    expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -201,5 +209,7 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
     extra = payload.get("extra") or {}
     if not isinstance(extra, dict):
         raise CheckpointError(f"checkpoint {path} has malformed extra state")
+    model.load_state_dict(state, strict=True)
+    model.eval()
     return LoadedCheckpoint(path=path, config=config, state_dict=state, meta=meta,
-                            optimizer_state=optimizer_state, extra=extra)
+                            optimizer_state=optimizer_state, extra=extra, _model=model)

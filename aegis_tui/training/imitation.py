@@ -3,22 +3,28 @@
 ``train_imitation`` is a plain function (the worker subprocess calls it; tests call it
 directly). Choices, and why:
 
-- **Targets.** Cross-entropy against the action the teacher took, with label smoothing
-  (0.05 by default) so the imitated policy keeps a little probability on every action:
-  RL in Phase 3 samples from it and needs some exploration. ``soft_targets=True`` trains
-  on the teacher's probabilities instead (better for an LM teacher whose probabilities mean
-  something; the rules teacher's are just one-hot plus epsilon).
+- **Targets.** By default (``soft_targets``) cross-entropy against the teacher's
+  probabilities, the usual distillation target: it carries what the teacher preferred
+  even when it sampled (LM) or explored (the rules teacher's 5% random actions) something
+  else. Examples whose probabilities say nothing (all equal) use the logged action.
+  ``soft_targets=False`` trains on the logged action alone. Label smoothing (0.05) keeps
+  a little probability on every action: RL in Phase 3 samples from the policy and needs
+  some exploration.
 - **Validation.** A stratified, seeded split (``val_fraction`` of every class, at least one
-  example of any class with two or more), so rare actions are measured too. The reported
-  ``val_accuracy`` is agreement with the action the teacher logged; with the rules
-  teacher's 5% random actions that caps near 96%. ``val_teacher_agreement`` compares with
-  the teacher's most probable action instead (the rule itself, for the rules teacher).
+  example of any class with two or more), so rare actions are measured too.
+  ``val_accuracy`` (what the gate and the dashboard use) is agreement with the teacher's
+  choice, the most probable action in its logged probabilities; ``val_action_accuracy`` is
+  agreement with the action actually logged, which the teacher's own sampling or
+  exploration caps (about 96% for the rules teacher, lower for an LM sampling at
+  temperature 1), so it would judge a perfect imitator by the teacher's dice.
 - **Class imbalance.** Loss weights proportional to 1/sqrt(class frequency), normalised to
   mean 1 and capped at 5. Balanced sampling would show the handful of rare examples many
   times per epoch (overfitting them) and change what an epoch means; full inverse weights
   would make the model over-predict rare actions, which costs accuracy, the gate's metric.
 - **Optimiser.** AdamW (betas 0.9/0.95, weight decay 0.01 on matrices only), a short linear
-  warm-up, then cosine decay to 10%; gradient clipping at 1.0.
+  warm-up, then cosine decay to 10%; gradient clipping at 1.0. The evaluated and saved
+  weights are an exponential moving average (``ema_decay`` 0.97 per step): the one-step
+  gradient makes raw weights swing from epoch to epoch, the average does not.
 - **Value head.** Also fitted (Huber loss, weight ``value_coef``) to the reward each logged
   decision earned, so RL starts with a sensible baseline instead of zero.
 - **Checkpoints.** ``hrm_epoch_{N}.pt`` every ``checkpoint_every`` epochs (and the last),
@@ -38,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis_tui.actions import ACTIONS
-from aegis_tui.policy.hrm import HRMConfig
+from aegis_tui.policy.hrm_config import HRMConfig
 from aegis_tui.training.example_log import Example
 
 if TYPE_CHECKING:
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
 
     from aegis_tui.config import Config
     from aegis_tui.policy.hrm import HRM
+    from aegis_tui.training.adamw import AdamW
 
 TRAINED_NAME = "hrm_trained.pt"
 
@@ -65,10 +72,11 @@ class ImitationSettings:
     warmup_steps: int = 20
     min_lr_ratio: float = 0.1
     label_smoothing: float = 0.05
-    soft_targets: bool = False
+    soft_targets: bool = True
     class_weight_power: float = 0.5  # 0 = no weighting, 1 = inverse frequency
     max_class_weight: float = 5.0
     value_coef: float = 0.05
+    ema_decay: float = 0.97
     max_grad_norm: float = 1.0
     min_examples: int = 20
     model: HRMConfig = field(default_factory=HRMConfig)
@@ -76,19 +84,20 @@ class ImitationSettings:
     def __post_init__(self) -> None:
         checks = (
             ("epochs", 1 <= self.epochs <= 10_000),
-            ("checkpoint_every", 1 <= self.checkpoint_every),
+            ("checkpoint_every", self.checkpoint_every >= 1),
             ("batch_size", 1 <= self.batch_size <= 65_536),
             ("learning_rate", 0 < self.learning_rate <= 1),
             ("val_fraction", 0 < self.val_fraction < 1),
             ("weight_decay", 0 <= self.weight_decay <= 1),
-            ("warmup_steps", 0 <= self.warmup_steps),
+            ("warmup_steps", self.warmup_steps >= 0),
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1),
             ("label_smoothing", 0 <= self.label_smoothing < 1),
             ("class_weight_power", 0 <= self.class_weight_power <= 1),
-            ("max_class_weight", 1 <= self.max_class_weight),
+            ("max_class_weight", self.max_class_weight >= 1),
             ("value_coef", 0 <= self.value_coef <= 100),
-            ("max_grad_norm", 0 < self.max_grad_norm),
-            ("min_examples", 2 <= self.min_examples),
+            ("ema_decay", 0 <= self.ema_decay < 1),
+            ("max_grad_norm", self.max_grad_norm > 0),
+            ("min_examples", self.min_examples >= 2),
         )
         for name, ok in checks:
             if not ok:
@@ -148,7 +157,7 @@ class EpochReport:
     loss: float
     train_accuracy: float
     val_accuracy: float
-    val_teacher_agreement: float
+    val_action_accuracy: float
     learning_rate: float
     elapsed_s: float
 
@@ -163,7 +172,7 @@ class ImitationResult:
     epochs_run: int
     best_epoch: int
     val_accuracy: float
-    val_teacher_agreement: float
+    val_action_accuracy: float
     train_accuracy: float
     final_loss: float
     elapsed_s: float
@@ -177,22 +186,27 @@ class ImitationResult:
 class _Data:
     tokens: torch.Tensor
     labels: torch.Tensor
-    teacher: torch.Tensor  # argmax of the teacher's probabilities
-    probs: torch.Tensor
+    choice: torch.Tensor  # the teacher's most probable action (the logged one if no info)
+    probs: torch.Tensor  # soft targets
     rewards: torch.Tensor
 
 
 def _tensors(examples: Sequence[Example]) -> _Data:
     import torch
+    import torch.nn.functional as F
 
     from aegis_tui.policy.features import featurize
 
+    labels = torch.tensor([ex.label for ex in examples], dtype=torch.long)
     probs = torch.tensor([ex.probs for ex in examples], dtype=torch.float32)
     probs = probs / probs.sum(-1, keepdim=True).clamp_min(1e-12)
+    flat = (probs.max(-1).values - probs.min(-1).values) < 1e-6
+    onehot = F.one_hot(labels, probs.shape[-1]).float()
+    probs = torch.where(flat[:, None], onehot, probs)
     return _Data(
         tokens=torch.tensor([featurize(ex.state) for ex in examples], dtype=torch.long),
-        labels=torch.tensor([ex.label for ex in examples], dtype=torch.long),
-        teacher=probs.argmax(-1),
+        labels=labels,
+        choice=probs.argmax(-1),
         probs=probs,
         rewards=torch.tensor([ex.reward for ex in examples], dtype=torch.float32),
     )
@@ -213,10 +227,7 @@ def stratified_split(labels: Sequence[int], val_fraction: float,
         idx = by_class[label]
         rng.shuffle(idx)
         n_val = round(len(idx) * val_fraction)
-        if len(idx) >= 2:
-            n_val = min(max(n_val, 1), len(idx) - 1)
-        else:
-            n_val = 0
+        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) >= 2 else 0
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     rng.shuffle(train)
@@ -246,9 +257,9 @@ def _lr_at(step: int, total: int, settings: ImitationSettings) -> float:
 
 
 def make_optimizer(model: HRM, learning_rate: float, weight_decay: float,
-                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
+                   betas: tuple[float, float] = (0.9, 0.95)) -> AdamW:
     """AdamW with weight decay on matrices only (not embeddings, head biases)."""
-    import torch
+    from aegis_tui.training.adamw import AdamW
 
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -257,7 +268,17 @@ def make_optimizer(model: HRM, learning_rate: float, weight_decay: float,
         (decay if param.dim() >= 2 and "embed" not in name else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=True)
+    return AdamW(groups, lr=learning_rate, betas=betas)
+
+
+def clip_grad_norm(params: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` in three kernels (it costs less at this size)."""
+    import torch
+
+    grads = [p.grad for p in params if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    torch._foreach_mul_(grads, (max_norm / (total + 1e-6)).clamp(max=1.0))
+    return total
 
 
 def _accuracy(model: HRM, tokens: torch.Tensor, targets: Sequence[torch.Tensor],
@@ -314,8 +335,9 @@ def train_imitation(
     counts = tuple(int((data.labels == a).sum()) for a in range(len(ACTIONS)))
     t_tok, t_lab = data.tokens[train_idx], data.labels[train_idx]
     t_probs, t_rew = data.probs[train_idx], data.rewards[train_idx]
-    v_tok, v_lab, v_teach = data.tokens[val_idx], data.labels[val_idx], data.teacher[val_idx]
-    train_counts = [int((t_lab == a).sum()) for a in range(len(ACTIONS))]
+    t_choice = data.choice[train_idx]
+    v_tok, v_lab, v_choice = data.tokens[val_idx], data.labels[val_idx], data.choice[val_idx]
+    train_counts = [int((t_choice == a).sum()) for a in range(len(ACTIONS))]
     weights = torch.tensor(
         class_weights(train_counts, settings.class_weight_power, settings.max_class_weight)
     )
@@ -323,6 +345,14 @@ def train_imitation(
     model = build_model(settings.model, seed=seed)
     model.train()
     optimizer = make_optimizer(model, settings.learning_rate, settings.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # With ema_decay > 0 the evaluated and saved model is an exponential moving average
+    # of the weights, which smooths the epoch-to-epoch swings of the one-step gradient.
+    ema = copy.deepcopy(model) if settings.ema_decay > 0 else None
+    if ema is not None:
+        ema_params = list(ema.parameters())
+        live_params = list(model.parameters())
+    evaluated = ema if ema is not None else model
     generator = torch.Generator().manual_seed(seed)
     n_train = len(train_idx)
     steps_per_epoch = math.ceil(n_train / settings.batch_size)
@@ -354,38 +384,41 @@ def train_imitation(
                                    label_smoothing=settings.label_smoothing)
             if settings.value_coef > 0:
                 loss = loss + settings.value_coef * F.smooth_l1_loss(value, t_rew[idx])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+            clip_grad_norm(trainable, settings.max_grad_norm)
             optimizer.step()
+            if ema is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema_params, live_params, 1.0 - settings.ema_decay)
             step += 1
             if on_step is not None:
                 on_step()
             loss_sum += float(loss.detach()) * len(idx)
-            hits += int((logits.detach().argmax(-1) == labels).sum())
+            hits += int((logits.detach().argmax(-1) == t_choice[idx]).sum())
             seen += len(idx)
         if cancelled:
             break
         loss_value = loss_sum / max(1, seen)
         train_acc = hits / max(1, seen)
-        val_acc, val_agree = _accuracy(model, v_tok, [v_lab, v_teach])
+        val_acc, val_action = _accuracy(evaluated, v_tok, [v_choice, v_lab])
         report = EpochReport(
             epoch=epoch, epochs=settings.epochs, loss=loss_value, train_accuracy=train_acc,
-            val_accuracy=val_acc, val_teacher_agreement=val_agree,
+            val_accuracy=val_acc, val_action_accuracy=val_action,
             learning_rate=optimizer.param_groups[0]["lr"],
             elapsed_s=time.perf_counter() - started,
         )
         history.append(report)
-        if best is None or (val_acc, val_agree) >= best[0]:
-            best = ((val_acc, val_agree), epoch, copy.deepcopy(model.state_dict()))
+        if best is None or (val_acc, val_action) >= best[0]:
+            best = ((val_acc, val_action), epoch, copy.deepcopy(evaluated.state_dict()))
         if checkpoint_dir is not None and (
             epoch % settings.checkpoint_every == 0 or epoch == settings.epochs
         ):
             path = Path(checkpoint_dir) / f"hrm_epoch_{epoch}.pt"
-            save_checkpoint(path, model, meta={
+            save_checkpoint(path, evaluated, meta={
                 **meta_base, "kind": "epoch", "epoch": epoch, "epochs": settings.epochs,
                 "loss": loss_value, "train_accuracy": train_acc, "val_accuracy": val_acc,
-                "val_teacher_agreement": val_agree,
+                "val_action_accuracy": val_action,
             })
             saved.append(path)
             if on_checkpoint is not None:
@@ -407,7 +440,7 @@ def train_imitation(
             **meta_base, "kind": "trained", "epoch": best_epoch, "epochs": settings.epochs,
             "loss": best_report.loss, "train_accuracy": best_report.train_accuracy,
             "val_accuracy": best_report.val_accuracy,
-            "val_teacher_agreement": best_report.val_teacher_agreement,
+            "val_action_accuracy": best_report.val_action_accuracy,
         })
     return ImitationResult(
         model=model,
@@ -418,7 +451,7 @@ def train_imitation(
         epochs_run=len(history),
         best_epoch=best_epoch,
         val_accuracy=best_report.val_accuracy if best_report else 0.0,
-        val_teacher_agreement=best_report.val_teacher_agreement if best_report else 0.0,
+        val_action_accuracy=best_report.val_action_accuracy if best_report else 0.0,
         train_accuracy=best_report.train_accuracy if best_report else 0.0,
         final_loss=loss_value,
         elapsed_s=time.perf_counter() - started,

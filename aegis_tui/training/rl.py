@@ -8,7 +8,7 @@ The update, top to bottom (CleanRL-style, one screen in ``update``):
          + value_coef * huber(value, return)        # fit the baseline
          - entropy_coef * entropy(pi)               # keep exploring
          + kl_coef * KL(pi || pi_ref)               # stay near the imitation policy
-    clip grad norm, AdamW step
+    clip grad norm, AdamW step (``training/adamw.py``)
 
 - **Returns.** Each decision is credited with the rewards its own outcome earns,
   including delayed ones (an answer or an approval arriving iterations later, passed to
@@ -20,14 +20,17 @@ The update, top to bottom (CleanRL-style, one screen in ``update``):
   A credit that arrives after its decision was trained on is counted as late and dropped.
 - **Reference policy.** A frozen copy of the imitation model (``hrm_trained.pt``); the KL
   term pulls the policy back toward it so a run of unlucky rewards cannot erase Phase 2.
-- **Speed.** When the agent passes the decision's ``carry`` (``HRMPolicy.last_carry``)
-  the update runs only the HRM's final, differentiated L and H step from it
-  (``HRM.from_carry``) instead of all cycles: the same one-step gradient HRM trains with,
-  from the hidden state computed at decision time (at most one update old). The
-  reference's log-probabilities are computed once, at ``record`` time, and kept. Token
-  embeddings are frozen during RL by default (``train_embeddings``): they were learnt
-  from the teacher and a batch of ten noisy rewards is a poor signal for them; freezing
-  also skips their gradient, the biggest tensor in the model.
+- **What moves.** By default RL trains the slow, high-level module (H) and the heads; the
+  fast module (L) and the embeddings keep what imitation learnt (``train_low_level``
+  turns them back on). Fewer parameters move on a noisy reward signal, and the update
+  gets cheap: when the agent passes the decision's ``carry`` (``HRMPolicy.last_carry``),
+  the L output is a constant and the update runs only the final H step, at position 0,
+  from it (``HRM.from_carry``): the same one-step gradient HRM trains with, from the
+  hidden state computed at decision time (at most one update old). Without a carry the
+  update runs the whole model (measured on the 2-core dev box, ten decisions: ~4 ms
+  from carries, ~11 ms without, ~18 ms with L and the embeddings trainable too).
+- **Reference log-probabilities** are computed once per decision, in ``record`` (one
+  B=1 inference pass of the frozen model), and kept with the transition.
 - **Persistence.** ``save``/``RLTrainer.resume`` write and read ``hrm_rl.pt`` (model,
   optimizer state, counters); ``note_score`` tracks the best rolling reward so the agent
   can keep ``hrm_rl_best.pt`` to fall back to.
@@ -62,7 +65,7 @@ class RLSettings:
     horizon: int = 200
     max_batch: int = 64
     max_transitions: int = 2000
-    train_embeddings: bool = False
+    train_low_level: bool = False
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
@@ -104,7 +107,7 @@ class RLStats:
 @dataclass(slots=True)
 class Transition:
     iteration: int
-    tokens: list[int]
+    tokens: torch.Tensor  # LongTensor[FEATURE_LEN]
     action: int
     reward: float
     pending: bool
@@ -123,7 +126,7 @@ class RLTrainer:
                  *, seed: int = 0) -> None:
         import torch
 
-        from aegis_tui.training.imitation import make_optimizer
+        from aegis_tui.training.adamw import AdamW
 
         self.model = model
         self.reference = reference_model
@@ -132,9 +135,13 @@ class RLTrainer:
         self.reference.eval()
         for param in self.reference.parameters():
             param.requires_grad_(False)
-        self.model.embed_tokens.weight.requires_grad_(self.settings.train_embeddings)
-        self.optimizer = make_optimizer(self.model, self.settings.learning_rate,
-                                        self.settings.weight_decay, betas=(0.9, 0.999))
+        low_level = self.settings.train_low_level
+        for name, param in self.model.named_parameters():
+            if name.startswith(("embed_", "L_level.")):
+                param.requires_grad_(low_level)
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = AdamW(self._trainable, lr=self.settings.learning_rate,
+                               betas=(0.9, 0.999), weight_decay=self.settings.weight_decay)
         self._torch = torch
         self._transitions: OrderedDict[int, Transition] = OrderedDict()
         self.updates = 0
@@ -170,7 +177,8 @@ class RLTrainer:
         if iteration in self._transitions:
             del self._transitions[iteration]
         self._transitions[iteration] = Transition(
-            iteration=iteration, tokens=tokens, action=action_index, reward=float(reward),
+            iteration=iteration, tokens=torch.tensor(tokens, dtype=torch.long),
+            action=action_index, reward=float(reward),
             pending=pending, carry=carry, ref_log_probs=ref_log_probs,
         )
         self.latest_iteration = max(self.latest_iteration, iteration)
@@ -226,6 +234,8 @@ class RLTrainer:
 
     def update(self) -> RLStats | None:
         """One policy-gradient step on the settled decisions not yet trained on (if any)."""
+        from aegis_tui.training.imitation import clip_grad_norm
+
         torch = self._torch
         F = torch.nn.functional
         batch = self._ready()
@@ -235,7 +245,7 @@ class RLTrainer:
             del self._transitions[t.iteration]
         self.decisions_since_update = 0
         s = self.settings
-        tokens = torch.tensor([t.tokens for t in batch], dtype=torch.long)
+        tokens = torch.stack([t.tokens for t in batch])
         actions = torch.tensor([t.action for t in batch], dtype=torch.long)
         returns = torch.tensor([t.reward for t in batch], dtype=torch.float32)
         ref_log_probs = torch.stack([t.ref_log_probs for t in batch])  # type: ignore[misc]
@@ -244,9 +254,10 @@ class RLTrainer:
         if all(t.carry is not None for t in batch):
             from aegis_tui.policy.hrm import Carry
 
-            carry = Carry(torch.cat([t.carry.z_h for t in batch]),  # type: ignore[union-attr]
-                          torch.cat([t.carry.z_l for t in batch]))  # type: ignore[union-attr]
-            logits, value = self.model.from_carry(tokens, carry)
+            carry = Carry(*(torch.cat(parts) for parts in zip(*(t.carry for t in batch),
+                                                               strict=True)))
+            logits, value = self.model.from_carry(tokens, carry,
+                                                  low_level=s.train_low_level)
         else:
             logits, value = self.model(tokens)
         log_probs = torch.log_softmax(logits, -1)
@@ -258,11 +269,9 @@ class RLTrainer:
         kl = (probs * (log_probs - ref_log_probs)).sum(-1).mean()
         loss = (policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy
                 + s.kl_coef * kl)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in self.model.parameters() if p.grad is not None], s.max_grad_norm
-        )
+        grad_norm = clip_grad_norm(self._trainable, s.max_grad_norm)
         self.optimizer.step()
         self.model.eval()
         self.updates += 1

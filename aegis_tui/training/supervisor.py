@@ -36,7 +36,7 @@ from typing import IO, Any
 from aegis_tui.config import Config
 from aegis_tui.events import Event, Notice, TrainingFinished, TrainingProgress
 from aegis_tui.paths import DataPaths
-from aegis_tui.storage.atomic import fsync_dir, remove_stale_temps
+from aegis_tui.storage.atomic import fsync_dir
 from aegis_tui.text import clean
 
 CANDIDATE_NAME = "hrm_trained.candidate.pt"
@@ -81,6 +81,15 @@ def _last_log_line(path: Path) -> str:
         if line.strip() and not line.startswith("==="):
             return clean(line, 200)
     return ""
+
+
+def _remove_worker_temps(checkpoints: Path) -> None:
+    """Delete temp files a killed worker left (only its own: the agent may be writing
+    ``hrm_rl.pt`` through a temp file in the same folder at the same time)."""
+    for pattern in (".hrm_epoch_*.tmp", f".{CANDIDATE_NAME}.*.tmp"):
+        for tmp in checkpoints.glob(pattern):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _read_records(stream: IO[bytes], out: queue.Queue[Any]) -> None:
@@ -176,7 +185,7 @@ class TrainingSupervisor:
         if self._run is not None:
             raise RuntimeError("training is already running")
         self.paths.ensure()
-        remove_stale_temps(self.paths.checkpoints)
+        _remove_worker_temps(self.paths.checkpoints)
         candidate = self.paths.checkpoints / CANDIDATE_NAME
         with contextlib.suppress(FileNotFoundError):
             candidate.unlink()
@@ -187,6 +196,7 @@ class TrainingSupervisor:
             "--settings", self._settings_json(),
             "--seed", str(self.config.seed),
             "--output", str(candidate),
+            "--parent-pid", str(os.getpid()),
         ]
         env = {**os.environ, **self.extra_env}
         env.setdefault("PYTHONIOENCODING", "utf-8")
@@ -324,7 +334,7 @@ class TrainingSupervisor:
     def _fail(self, run: _Run, message: str) -> None:
         with contextlib.suppress(FileNotFoundError, OSError):
             run.candidate.unlink()
-        remove_stale_temps(self.paths.checkpoints)
+        _remove_worker_temps(self.paths.checkpoints)
         self._finish(ok=False, val=None, message=message)
         self._run = None
 

@@ -6,7 +6,8 @@ they wait for each other, and a 2-thread job on 2 busy cores measured ~25x slowe
 step than the same job on 1 thread (1.3 s vs 52 ms), while with the cores free 2 threads
 are ~1.6x faster than 1. So the worker measures how much CPU *other* processes used since
 the last check (``/proc/stat`` minus its own ``os.times``) and uses only the cores they
-leave free. Where ``/proc/stat`` does not exist it stays on one thread when in doubt.
+leave free. Where ``/proc/stat`` does not exist (not Linux) it cannot tell, so it takes
+half the cores and leaves the rest to the agent.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ class ThreadGovernor:
         self.interval_s = interval_s
         self._set_threads = set_threads
         self._last: tuple[float, float, float] | None = None
-        self.threads = self.max_threads
         self.others_busy = 0.0
-        self._set_threads(self.threads)
         self._sample()
+        if self._last is None:
+            self.threads = max(1, min(self.max_threads, (os.cpu_count() or 2) // 2))
+        else:
+            self.threads = self.max_threads
+        self._set_threads(self.threads)
 
     def _sample(self) -> None:
         busy = _system_busy_seconds()

@@ -8,13 +8,14 @@ JSON lines on stdout, one object per line:
 - ``{"type": "start", "examples", "skipped", "train_size", "val_size", "epochs",
   "parameters", "threads", "pid"}``
 - ``{"type": "epoch", "epoch", "epochs", "loss", "train_accuracy", "val_accuracy",
-  "val_teacher_agreement", "elapsed_s"}``
+  "val_action_accuracy", "elapsed_s"}``
 - ``{"type": "checkpoint", "path", "epoch"}``
-- ``{"type": "done", "path", "val_accuracy", "val_teacher_agreement", "best_epoch",
+- ``{"type": "done", "path", "val_accuracy", "val_action_accuracy", "best_epoch",
   "train_accuracy", "elapsed_s"}``
 - ``{"type": "error", "message"}``: one line a person can act on; exit code non-zero.
 
-stdout carries nothing else: at start the worker keeps a private copy of the stdout pipe
+If the parent dies, the worker notices within a training step and exits. stdout carries
+nothing else: at start the worker keeps a private copy of the stdout pipe
 for the protocol and points file descriptor 1 at stderr, so a stray ``print`` or a
 library's output lands in ``training_worker.log`` (the parent sends stderr there) instead
 of corrupting the protocol. Exit codes: 0 done, 1 unexpected failure, 2 bad input
@@ -22,7 +23,8 @@ of corrupting the protocol. Exit codes: 0 done, 1 unexpected failure, 2 bad inpu
 
 ``AEGIS_WORKER_FAULT`` is for tests only: ``crash`` (exit 3 after "start"), ``hang``
 (sleep forever after "start"), ``garbage`` (a non-JSON line), ``exit0`` (exit 0 without
-"done"), ``kill`` (SIGKILL itself), ``slow`` (sleep 0.2 s per epoch).
+"done"), ``kill`` (SIGKILL itself), ``slow`` (sleep 0.2 s per epoch), ``corrupt`` (damage
+the final model file, then report "done" as if all were well).
 """
 
 from __future__ import annotations
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the final model goes (default: checkpoints/hrm_trained.pt)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads; 0 = adapt to the cores other processes leave free")
+    parser.add_argument("--parent-pid", type=int, default=0,
+                        help="stop when this process is no longer the parent (default: the "
+                             "parent at start)")
     return parser
 
 
@@ -162,8 +167,7 @@ def run(args: argparse.Namespace, proto: _Protocol) -> int:
         governor = ThreadGovernor(default_max_threads(), torch.set_num_threads)
     train_idx, val_idx = stratified_split([ex.label for ex in examples],
                                           settings.val_fraction, args.seed)
-    with torch.device("meta"):
-        parameters = HRM(settings.model).parameter_count()
+    parameters = HRM(settings.model).parameter_count()  # ~40 ms; meta would cost ~1 s
     proto.send("start", examples=len(examples), skipped=scan.skipped,
                train_size=len(train_idx), val_size=len(val_idx), epochs=settings.epochs,
                parameters=parameters, threads=torch.get_num_threads(), pid=os.getpid())
@@ -174,7 +178,7 @@ def run(args: argparse.Namespace, proto: _Protocol) -> int:
     def on_epoch(report: Any) -> None:
         proto.send("epoch", epoch=report.epoch, epochs=report.epochs, loss=report.loss,
                    train_accuracy=report.train_accuracy, val_accuracy=report.val_accuracy,
-                   val_teacher_agreement=report.val_teacher_agreement,
+                   val_action_accuracy=report.val_action_accuracy,
                    elapsed_s=report.elapsed_s)
         _log(f"epoch {report.epoch}/{report.epochs} loss {report.loss:.4f} train "
              f"{report.train_accuracy:.3f} val {report.val_accuracy:.3f} "
@@ -185,21 +189,35 @@ def run(args: argparse.Namespace, proto: _Protocol) -> int:
     def on_checkpoint(path: Path, epoch: int) -> None:
         proto.send("checkpoint", path=str(path), epoch=epoch)
 
+    parent = args.parent_pid or _PARENT_AT_START
+
+    def on_step() -> None:
+        if governor is not None:
+            governor.update()
+        if os.getppid() != parent:  # the agent died (kill -9): nobody wants the result
+            _log("the parent process is gone; stopping")
+            os._exit(EXIT_FAILED)
+
     try:
         result = train_imitation(
             examples, settings, checkpoint_dir=paths.checkpoints, seed=args.seed,
             output=args.output or paths.trained_checkpoint, on_epoch=on_epoch,
-            on_checkpoint=on_checkpoint, on_step=governor.update if governor else None,
+            on_checkpoint=on_checkpoint, on_step=on_step,
         )
     except ImitationError as exc:
         raise _BadInput(str(exc)) from None
+    if _fault("corrupt") and result.trained_path is not None:
+        result.trained_path.write_bytes(b"not a checkpoint")
     proto.send("done", path=str(result.trained_path), val_accuracy=result.val_accuracy,
-               val_teacher_agreement=result.val_teacher_agreement,
+               val_action_accuracy=result.val_action_accuracy,
                best_epoch=result.best_epoch, train_accuracy=result.train_accuracy,
                elapsed_s=result.elapsed_s)
     _log(f"done: best epoch {result.best_epoch}, validation accuracy "
          f"{result.val_accuracy:.3f}, wrote {result.trained_path}")
     return EXIT_OK
+
+
+_PARENT_AT_START = os.getppid()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,20 @@
 """``AegisApp``: the full-screen dashboard that runs and steers the agent.
 
 The agent runs in a thread worker (opening the runtime there too: loading a teacher LM
-takes seconds). The UI never waits on it: a 10 Hz timer drains the event bus into the
-``DashboardModel`` (coalescing bursts) and repaints only the panes that changed; a 1 Hz
-thread worker reads the reward curves from the database. Keys call the agent's thread-safe
-controls; questions and proposals are resolved through the database, which the agent
-picks up on its next iteration, so a modal never blocks the agent.
+takes seconds). The UI never waits on it: a 5 Hz timer drains the event bus into the
+``DashboardModel`` (coalescing bursts) and repaints only the panes that changed (the
+busiest panes at most twice a second); a 1 Hz thread worker reads the reward curves from
+the database. Keys call the agent's thread-safe controls and get a frame of their own, so
+a press shows at once even with the agent running flat out. Questions and proposals are
+resolved through the database, which the agent picks up on its next iteration, so a modal
+never blocks the agent.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -39,6 +42,7 @@ from aegis_tui.ui.components.goals import GoalsPane
 from aegis_tui.ui.components.header_bar import HeaderBar
 from aegis_tui.ui.components.knowledge import KnowledgePane
 from aegis_tui.ui.components.phase_progress import PhaseProgress
+from aegis_tui.ui.log_tail import recent_log_lines
 from aegis_tui.ui.messages import AgentFailed, AgentFinished, AgentReady, MetricsLoaded
 from aegis_tui.ui.model import (
     ACTIONS_PANE,
@@ -65,7 +69,17 @@ from aegis_tui.ui.screens.report import ReportScreen
 log = logging.getLogger("aegis")
 
 EXIT_OK, EXIT_FAIL, EXIT_BUSY = 0, 1, 3  # the same codes as the CLI
+EARLIER_LOG_LINES = 30  # lines of aegis.log the event log starts with
 QUIT_GRACE_S = 5.0  # a second `q` (or this long) exits without waiting for the agent
+QUESTION_TOAST_INTERVAL_S = 8.0  # a fast agent asks often: one toast at most this often
+ERROR_TOAST_INTERVAL_S = 3.0  # errors go to the log at once; toasts are rate-limited
+# Panes that change with every iteration but need not move faster than the eye reads them;
+# repainting them less often keeps each frame short, so a key press shows sooner.
+SLOW_PANES = frozenset({GOALS, CURIOSITY, ACTIONS_PANE, KNOWLEDGE})
+SLOW_PANE_INTERVAL_S = 0.5
+# After a key press the next frame should carry only its effect: other repaints wait this
+# long (events keep queueing on the bus, nothing is lost).
+KEY_QUIET_S = 0.1
 
 RuntimeFactory = Callable[[Config, DataPaths, EventBus], Any]
 
@@ -80,17 +94,6 @@ KEY_HELP: dict[str, tuple[str, str]] = {
     "help": ("Help", "Keys and what the panes show"),
     "quit": ("Quit", "Stop the agent (and any training) cleanly and exit"),
 }
-
-
-class DashboardBus(EventBus):
-    """The agent's bus; always truthy, even when empty.
-
-    ``EventBus`` defines ``__len__``, so an empty bus is falsy and ``AgentRuntime.open``'s
-    ``bus or EventBus()`` would silently replace it with a bus nobody drains.
-    """
-
-    def __bool__(self) -> bool:
-        return True
 
 
 def default_runtime_factory(config: Config, paths: DataPaths, bus: EventBus) -> Any:
@@ -137,7 +140,7 @@ class AegisApp(App[int]):
 
     def __init__(self, config: Config, paths: DataPaths, *, iterations: int | None = None,
                  start_paused: bool = False, runtime_factory: RuntimeFactory | None = None,
-                 keymap: dict[str, str] | None = None, drain_interval: float = 0.1,
+                 keymap: dict[str, str] | None = None, drain_interval: float = 0.2,
                  metrics_interval: float = 1.0) -> None:
         super().__init__()
         self.config = config
@@ -150,8 +153,11 @@ class AegisApp(App[int]):
             self.set_keymap(self.keymap)
         self.drain_interval = drain_interval
         self.metrics_interval = metrics_interval
-        self.bus: EventBus = DashboardBus()
-        self.model = DashboardModel(config)
+        self.bus: EventBus = EventBus()
+        self.model = DashboardModel(config, max_log_lines=20)
+        self._slow_dirty: set[str] = set()
+        self._slow_painted_at = 0.0
+        self._quiet_until = 0.0
         self.runtime: Any = None
         self.failure = ""  # the one-line reason when the runtime would not open
         self.summary: Any = None
@@ -166,6 +172,10 @@ class AegisApp(App[int]):
         self._questions: deque[Any] = deque()
         self._proposals: deque[Any] = deque()
         self._resolved: dict[str, int] = {}
+        self._unannounced: list[Any] = []
+        self._question_toast_at = -QUESTION_TOAST_INTERVAL_S
+        self._errors: list[str] = []
+        self._error_toast_at = -ERROR_TOAST_INTERVAL_S
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -181,7 +191,7 @@ class AegisApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._paint({HEADER})
+        self._paint({HEADER, PHASE})
         self.set_interval(self.drain_interval, self.drain)
         self.set_interval(self.metrics_interval, self.refresh_metrics)
         self._run_agent()
@@ -189,6 +199,8 @@ class AegisApp(App[int]):
     # -- the agent thread ------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="agent", exit_on_error=False)
     def _run_agent(self) -> None:
+        # Read before the runtime opens: it appends this run's first notices to the file.
+        earlier = recent_log_lines(self.paths.log, EARLIER_LOG_LINES)
         try:
             runtime = self._open_runtime()
         except Exception as exc:
@@ -207,7 +219,7 @@ class AegisApp(App[int]):
             self.runtime = runtime
             if self.start_paused:
                 runtime.agent.pause()
-            self.post_message(AgentReady(history))
+            self.post_message(AgentReady(history, earlier))
             summary = runtime.agent.run(max_iterations=self.iterations)
         except Exception as exc:  # the loop itself catches per-iteration errors
             log.exception("the agent thread failed")
@@ -248,6 +260,10 @@ class AegisApp(App[int]):
 
     def on_agent_ready(self, message: AgentReady) -> None:
         self.ready = True
+        if message.earlier:
+            self.query_one(EventLog).add(
+                [LogLine(level, text) for level, text in message.earlier]
+                + [LogLine("skipped", "── earlier lines above are from aegis.log ──")])
         self._paint(self.model.load_history(message.history))
         self.drain()
         self.refresh_metrics()
@@ -260,6 +276,7 @@ class AegisApp(App[int]):
         self.summary = message.summary
         self.drain()
         self._paint(self.model.set_run_state(STOPPED))
+        self.refresh_metrics(final=True)  # the curves as the run left them
         if self._quitting:
             self.exit(return_code=self._exit_code())
             return
@@ -282,26 +299,54 @@ class AegisApp(App[int]):
 
     # -- repainting ------------------------------------------------------------------------
     def drain(self) -> None:
-        """Fold every queued event into the model and repaint what changed (the 10 Hz tick)."""
-        if not self.ready:
+        """Fold every queued event into the model and repaint what changed (the 5 Hz tick)."""
+        if not self.ready or not self.is_running:  # not yet, or shutting down (panes gone)
+            return
+        if time.monotonic() < self._quiet_until:
             return
         events = self.bus.drain()
-        if not events:
-            return
+        if events:
+            self._apply(events)
+        elif self._slow_dirty:
+            self._paint(set(), throttle=True)
+        if self._unannounced and (time.monotonic() - self._question_toast_at
+                                  >= QUESTION_TOAST_INTERVAL_S):
+            self._announce_questions(self._unannounced)
+            self._unannounced = []
+            self._question_toast_at = time.monotonic()
+        if self._errors and time.monotonic() - self._error_toast_at >= ERROR_TOAST_INTERVAL_S:
+            more = len(self._errors) - 1
+            self.notify(self._errors[-1] + (f" (+{more} more in the log)" if more else ""),
+                        severity="error", markup=False)
+            self._errors = []
+            self._error_toast_at = time.monotonic()
+
+    def _apply(self, events: list[Any]) -> None:
         batch = self.model.apply(events)
-        self._paint(batch.changed)
+        self._paint(batch.changed, throttle=True)
         if batch.log:
             self.query_one(EventLog).add(batch.log)
         if batch.training_started:
             self.query_one(CurvesPane).show_training_tab()
-        if batch.questions:
-            self._announce_questions(batch.questions)
-        if batch.errors:
-            more = f" (+{len(batch.errors) - 1} more in the log)" if len(batch.errors) > 1 \
-                else ""
-            self.notify(batch.errors[-1] + more, severity="error", markup=False)
+        self._unannounced.extend(batch.questions)
+        self._errors.extend(batch.errors)
 
-    def _paint(self, changed: set[str]) -> None:
+    @property
+    def slow_panes_pending(self) -> bool:
+        """Whether some pane has changes it has not shown yet (it repaints at most 2x/s)."""
+        return bool(self._slow_dirty)
+
+    def _paint(self, changed: set[str], throttle: bool = False) -> None:
+        if not self.is_running:
+            return
+        if throttle:
+            self._slow_dirty |= changed & SLOW_PANES
+            changed = changed - SLOW_PANES
+            now = time.monotonic()
+            if self._slow_dirty and now - self._slow_painted_at >= SLOW_PANE_INTERVAL_S:
+                changed |= self._slow_dirty
+                self._slow_dirty = set()
+                self._slow_painted_at = now
         model = self.model
         if HEADER in changed:
             self.query_one(HeaderBar).show(model, self.key_for("answer"),
@@ -329,10 +374,12 @@ class AegisApp(App[int]):
             text = f"{len(asked)} new questions. Press {key} to answer."
         self.notify(text, title="The agent asks", markup=False, timeout=10)
 
-    def refresh_metrics(self) -> None:
+    def refresh_metrics(self, final: bool = False) -> None:
         """Start a read of the curves unless one is still running (the 1 Hz tick)."""
-        if self._metrics_busy or self._ro_db is None or self._agent_done.is_set():
+        if self._metrics_busy or self._ro_db is None or self._quit.is_set():
             return
+        if self._agent_done.is_set() and not final:
+            return  # nothing changes any more
         self._metrics_busy = True
         self._load_metrics()
 
@@ -377,6 +424,10 @@ class AegisApp(App[int]):
         rows.append(("ctrl+p", "Command palette", "command_palette"))
         return rows
 
+    def _key_pressed(self) -> None:
+        """Hold other repaints briefly so the next frame shows the key's effect alone."""
+        self._quiet_until = time.monotonic() + KEY_QUIET_S
+
     def _require_agent(self) -> Any:
         agent = self.agent
         if agent is None:
@@ -392,10 +443,13 @@ class AegisApp(App[int]):
         if agent is None:
             return
         paused = agent.toggle_pause()
-        # Show it now rather than on the next drain: this is the latency people feel.
+        # Show it now rather than on the next drain, in a frame of its own: this is the
+        # latency people feel.
+        self._key_pressed()
         self._paint(self.model.set_run_state(PAUSED if paused else RUNNING))
 
     def action_force_training(self) -> None:
+        self._key_pressed()
         agent = self._require_agent()
         if agent is None:
             return
@@ -434,6 +488,7 @@ class AegisApp(App[int]):
 
     # Questions: one modal at a time, in the order they were asked.
     def action_answer(self) -> None:
+        self._key_pressed()
         if self._require_agent() is None or self._rw_db is None:
             return
         if self._questions:
@@ -446,7 +501,15 @@ class AegisApp(App[int]):
         self._resolved["answered"] = 0
         self._next_question()
 
+    def _recount_pending(self) -> None:
+        """Show resolved records as gone now, not when the paused agent next iterates."""
+        if self._rw_db is not None:
+            self.model.pending_override = (self._rw_db.count_questions(PENDING),
+                                           self._rw_db.count_proposals(PENDING))
+            self._paint({HEADER})
+
     def _next_question(self) -> None:
+        self._recount_pending()
         if not self._questions:
             answered = self._resolved.get("answered", 0)
             self.notify(f"Answered {answered} question{'s' * (answered != 1)}; the agent "
@@ -473,6 +536,7 @@ class AegisApp(App[int]):
 
     # Proposals: the same shape.
     def action_review(self) -> None:
+        self._key_pressed()
         if self._require_agent() is None or self._rw_db is None:
             return
         if self._proposals:
@@ -486,6 +550,7 @@ class AegisApp(App[int]):
         self._next_proposal()
 
     def _next_proposal(self) -> None:
+        self._recount_pending()
         if not self._proposals:
             reviewed = self._resolved.get("reviewed", 0)
             self.notify(f"Reviewed {reviewed} proposal{'s' * (reviewed != 1)}; the agent "
@@ -511,9 +576,11 @@ class AegisApp(App[int]):
         self._next_proposal()
 
     def action_reports(self) -> None:
+        self._key_pressed()
         self.push_screen(ReportScreen(self.paths, self.config))
 
     def action_help(self) -> None:
+        self._key_pressed()
         self.push_screen(HelpScreen(self.key_rows()))
 
     def action_switch_curves(self) -> None:

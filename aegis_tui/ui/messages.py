@@ -15,6 +15,7 @@ class AgentReady(Message):
     """The runtime is open (lock taken, teacher loaded); the agent is about to run."""
 
     history: History
+    earlier: list[tuple[str, str]]  # (level, line) from the end of aegis.log, before this run
 
 
 @dataclass

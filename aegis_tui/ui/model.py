@@ -102,8 +102,9 @@ class DashboardModel:
         self.rl_updates = 0
         self.last_rl: RLUpdated | None = None
         self.metrics: MetricsView | None = None
-        self.finished_message = ""
+        self.pending_override: tuple[int, int] | None = None  # set after the user resolves
         self.events_seen = 0
+        self._logged_run_state = ""
 
     # -- inputs ----------------------------------------------------------------------------
     def load_history(self, history: History) -> set[str]:
@@ -194,6 +195,7 @@ class DashboardModel:
                     pass
         if latest_state is not None:
             self.state = latest_state
+            self.pending_override = None
             self.iteration = max(self.iteration, latest_state.snapshot.iteration)
             batch.changed.update((HEADER, GOALS, CURIOSITY, PHASE, ACTIONS_PANE, KNOWLEDGE))
         batch.log = self._log_lines(events)
@@ -213,7 +215,12 @@ class DashboardModel:
             lines.append(LogLine("skipped", f"… {skipped} iteration lines skipped "
                                             "(every line is in aegis.log)"))
         for i in sorted(rare + shown):
-            described = describe(events[i])
+            event = events[i]
+            if isinstance(event, RunStateChanged):
+                if event.state == self._logged_run_state:
+                    continue  # pause() before run() and run() itself both say "paused"
+                self._logged_run_state = event.state
+            described = describe(event)
             if described is None:
                 continue
             level, text = described
@@ -253,6 +260,12 @@ class DashboardModel:
         """The bar and the words of the phase pane for the current phase."""
         phase = self.phase
         training = self.training
+        if self.state is None and self.run_state == STARTING:
+            words = "starting: opening the data directory"
+            if self.config.teacher != "rules":
+                # Loading a language model takes seconds (minutes on a first download).
+                words += f" and loading the teacher model {clean(self.config.teacher_model, 60)}"
+            return Progress(0, None, words + "…")
         if phase == 2 or training.active:
             total = training.epochs_total or self.config.epochs
             if training.epochs:
@@ -286,14 +299,19 @@ class DashboardModel:
         since = done % every
         rewards = (f"rolling reward HRM {_signed(hrm)} vs teacher {_signed(teacher)}")
         if not hrm_deciding and state is not None:
+            # The bar counts down the cool-down until the HRM tries again.
+            cooldown = max(1, self.config.fallback_cooldown)
+            waited = self.iteration - (state.hrm_retry_at - cooldown)
             words = (f"teacher deciding after a fall-back; HRM retries at iteration "
                      f"{state.hrm_retry_at}; {rewards}")
-        else:
-            words = f"RL updates {done}, {rewards}"
+            return Progress(min(max(waited, 0), cooldown), cooldown, words)
+        words = f"RL updates {done}, {rewards}"
         return Progress(since, every, words)
 
     @property
     def pending(self) -> tuple[int, int]:
+        if self.pending_override is not None:
+            return self.pending_override
         if self.state is None:
             return 0, 0
         snap = self.state.snapshot

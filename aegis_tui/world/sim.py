@@ -14,6 +14,11 @@ It is what tests and benchmarks run on, so its dynamics reward reading the state
   full and each repeat brings fewer new items (the agent deduplicates by the stable URL
   ``sim://<topic>/<item>``). Items name the topic in their title, often mention their
   theme's goal words in the body, and carry 1-2 related topics as hints.
+- **Subtopics.** Besides the graph's topics there are narrower ones, a graph topic plus
+  one or two aspects ("event loop internals", "json performance testing"), generated from
+  the seed on demand and named in results like any related topic. The topic space is
+  effectively unbounded, as on the web, so the curiosity queue and the ideas for
+  proposals never run out in a long run.
 - **New material.** Every topic publishes a new item every ``publish_every`` iterations
   (drawn per topic from ``publish_every_min..max``) and its oldest item drops out of the
   pool, so the world never runs dry: a topic revisited after a while pays again, and the
@@ -72,6 +77,8 @@ class SimParams:
     related_min: int = 3
     related_max: int = 5
     cross_theme_links: int = 1  # of the related topics, how many come from another theme
+    subtopic_links: int = 2  # related subtopics each topic names (0: the graph only)
+    max_subtopic_depth: int = 2  # aspects a subtopic may add to its graph topic
     runner_up_share: float = 1 / 3  # draws a mapped query takes from its second-best topic
     theme_mention_prob: float = 0.6  # items whose body names their theme's goal words
     base_failure_rate: float = 0.03
@@ -142,6 +149,11 @@ THEMES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 
+ASPECTS: tuple[str, ...] = (
+    "internals", "performance", "testing", "debugging", "security", "tooling", "patterns",
+    "errors", "history", "api design", "best practices", "edge cases",
+)
+
 _FACETS: tuple[str, ...] = (
     "an overview", "a worked example", "common pitfalls", "performance notes", "internals",
     "history and design", "best practices", "debugging notes", "a comparison of approaches",
@@ -186,6 +198,8 @@ def build_topic_graph(seed: int, params: SimParams) -> dict[str, SimTopic]:
         count = rng.randint(params.related_min, params.related_max)
         cross = min(params.cross_theme_links, count)
         related = rng.sample(same, min(count - cross, len(same))) + rng.sample(other, cross)
+        related += [f"{name} {aspect}" for aspect in
+                    rng.sample(ASPECTS, min(params.subtopic_links, len(ASPECTS)))]
         graph[name] = SimTopic(name, theme, rng.randint(params.pool_min, params.pool_max),
                                tuple(related), _publish_every(rng, params))
     return graph
@@ -238,7 +252,8 @@ class SimWorld(World):
     # -- topics ------------------------------------------------------------------------------
     def topic_for(self, query: str) -> list[tuple[SimTopic, float]]:
         """The topics a query searches, with the share of draws each gets (empty: no words)."""
-        exact = self._by_norm.get(normalize(query))
+        norm = normalize(query)
+        exact = self._by_norm.get(norm) or self._subtopic(norm)
         if exact is not None:
             return [(exact, 1.0)]
         query_words = content_words(query)
@@ -259,6 +274,48 @@ class SimWorld(World):
             return [(best, 1.0)]
         share = self.params.runner_up_share
         return [(best, 1.0 - share), (self.graph[scored[1][3]], share)]
+
+    def _subtopic(self, norm: str) -> SimTopic | None:
+        """The generated subtopic named ``norm`` ("<graph topic> <aspect> [<aspect>]"), if any."""
+        cached = self._adhoc.get(norm)
+        if cached is not None:
+            return cached if cached.theme is not None else None
+        for base_norm, base in self._by_norm.items():
+            if not norm.startswith(base_norm + " "):
+                continue
+            rest = norm[len(base_norm) + 1:]
+            aspects = self._split_aspects(rest)
+            if aspects is None or len(aspects) > self.params.max_subtopic_depth:
+                continue
+            rng = _rng(self.seed, "subtopic", norm)
+            name = f"{base.name} {' '.join(aspects)}"
+            related = [base.name, *rng.sample(base.related[:3], min(2, len(base.related)))]
+            if len(aspects) < self.params.max_subtopic_depth:
+                fresh = [a for a in ASPECTS if a not in aspects]
+                related += [f"{name} {a}" for a in
+                            rng.sample(fresh, min(self.params.subtopic_links, len(fresh)))]
+            topic = SimTopic(name, base.theme, rng.randint(self.params.pool_min,
+                                                           self.params.pool_max),
+                             tuple(dict.fromkeys(related)), _publish_every(rng, self.params))
+            self._adhoc[norm] = topic
+            return topic
+        return None
+
+    @staticmethod
+    def _split_aspects(rest: str) -> list[str] | None:
+        """``"api design testing"`` -> ``["api design", "testing"]``; None if not aspects."""
+        out: list[str] = []
+        while rest:
+            for aspect in sorted(ASPECTS, key=len, reverse=True):
+                if rest == aspect or rest.startswith(aspect + " "):
+                    if aspect in out:
+                        return None
+                    out.append(aspect)
+                    rest = rest[len(aspect):].strip()
+                    break
+            else:
+                return None
+        return out or None
 
     def _adhoc_topic(self, query_words: list[str]) -> SimTopic:
         name = " ".join(query_words[:3])

@@ -21,17 +21,36 @@ COLUMNS = (("teacher", "cyan"), ("HRM", "magenta"), ("labels", "green"))
 NAME_WIDTH = 8
 
 
+def compact(n: int) -> str:
+    """12345 -> "12.3k": totals grow without bound, the column does not."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k" if n < 100_000 else f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
 class ActionChart(Widget):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.border_title = "Action distribution"
         self.columns: tuple[tuple[int, ...], ...] = ((0,) * 4,) * 3
+        self.outcomes: tuple[str, ...] = ()
 
     def show(self, model: DashboardModel) -> None:
         columns = (tuple(model.counts["teacher"]), tuple(model.counts["hrm"]),
                    tuple(model.label_counts))
-        if columns != self.columns:
-            self.columns = columns
+        outcomes = self.outcomes
+        if model.state is not None:
+            snap = model.state.snapshot
+            outcomes = (
+                f"searches {snap.web_searches:,} ({snap.failed_searches:,} failed)",
+                f"questions {snap.questions_asked:,} ({snap.questions_answered:,} answered)",
+                f"proposals {snap.improvements_proposed:,} "
+                f"({snap.improvements_approved:,} approved)",
+            )
+        if (columns, outcomes) != (self.columns, self.outcomes):
+            self.columns, self.outcomes = columns, outcomes
             self.refresh()
 
     def render(self) -> Text:
@@ -39,8 +58,12 @@ class ActionChart(Widget):
         cell = max(6, (width - NAME_WIDTH) // len(COLUMNS))
         bar_width = max(1, cell - 6)
         head = Text(" " * NAME_WIDTH)
-        for (name, style), counts in zip(COLUMNS, self.columns, strict=True):
-            head.append(f"{name} {sum(counts):,}"[: cell - 1].ljust(cell), style=f"bold {style}")
+        labels = [f"{name} {compact(sum(counts))}"
+                  for (name, _), counts in zip(COLUMNS, self.columns, strict=True)]
+        if any(len(label) > cell - 1 for label in labels):
+            labels = [name for name, _ in COLUMNS]  # totals only when all of them fit
+        for label, (_, style) in zip(labels, COLUMNS, strict=True):
+            head.append(label[: cell - 1].ljust(cell), style=f"bold {style}")
         lines = [head]
         for row, action in enumerate(ACTION_NAMES):
             line = Text(SHORT_NAMES[action].ljust(NAME_WIDTH))
@@ -50,4 +73,8 @@ class ActionChart(Widget):
                 line.append_text(bar(share, bar_width, style=style))
                 line.append(f"{share:>4.0%} " if total else "   - ", style="" if total else "dim")
             lines.append(line)
+        # Outcomes of the actions, when the pane is tall enough (wide layouts).
+        if self.outcomes and self.size.height >= len(lines) + 1 + len(self.outcomes):
+            lines.append(Text(""))
+            lines.extend(Text(o, style="dim") for o in self.outcomes)
         return stack(lines, width)

@@ -17,7 +17,7 @@ from aegis_tui.agent.metrics_view import EpochPoint, RewardCurves
 from aegis_tui.text import clean
 from aegis_tui.ui.model import DashboardModel
 
-TEACHER_STYLE, HRM_STYLE, BOUNDARY_STYLE = "cyan", "magenta", "yellow"
+TEACHER_STYLE, HRM_STYLE, BOUNDARY_STYLE, SWITCH_STYLE = "cyan", "magenta", "yellow", "grey50"
 LOSS_STYLE, TRAIN_STYLE, VAL_STYLE = "red", "blue", "green"
 
 
@@ -90,14 +90,18 @@ class CurvesPane(Vertical):
         if curves.empty:
             caption.append("no iterations recorded yet", style="dim")
         else:
-            if curves.teacher:
-                plot.plot(curves.teacher.x, curves.teacher.y, line_style=TEACHER_STYLE,
-                          hires_mode=HiResMode.BRAILLE)
-            if curves.hrm:
-                plot.plot(curves.hrm.x, curves.hrm.y, line_style=HRM_STYLE,
-                          hires_mode=HiResMode.BRAILLE)
+            for series, style in ((curves.teacher, TEACHER_STYLE), (curves.hrm, HRM_STYLE)):
+                for xs, ys in series.runs():
+                    plot.plot(xs, ys, line_style=style, hires_mode=HiResMode.BRAILLE)
+            switches = False
+            previous = None
             for boundary in curves.boundaries:
-                plot.add_v_line(boundary.iteration, line_style=BOUNDARY_STYLE)
+                # A new phase is yellow; a teacher/HRM switch inside Phase 3 is grey.
+                is_phase = previous is None or boundary.phase != previous
+                switches |= not is_phase
+                plot.add_v_line(boundary.iteration,
+                                line_style=BOUNDARY_STYLE if is_phase else SWITCH_STYLE)
+                previous = boundary.phase
             plot.set_xlimits(curves.first, max(curves.last, curves.first + 1))
             name = f"teacher {curves.teacher.last:+.2f}" if curves.teacher else "teacher n/a"
             caption.append_text(_key(TEACHER_STYLE, name))
@@ -105,8 +109,11 @@ class CurvesPane(Vertical):
             caption.append_text(_key(HRM_STYLE, hrm))
             caption.append("│ ", style=f"bold {BOUNDARY_STYLE}")
             caption.append("phase change  ")
+            if switches:
+                caption.append("│ ", style=f"bold {SWITCH_STYLE}")
+                caption.append("teacher/HRM switch  ")
             caption.append(f"mean of last {curves.window} decisions", style="dim")
-        self.query_one("#reward-caption", Static).update(caption)
+        self.query_one("#reward-caption", Static).update(caption, layout=False)
 
     def _draw_training(self, epochs: tuple[EpochPoint, ...], total: int) -> None:
         self.training_draws += 1
@@ -129,4 +136,4 @@ class CurvesPane(Vertical):
             caption.append_text(_key(TRAIN_STYLE, f"train {last.train_accuracy:.0%}"))
             caption.append_text(_key(VAL_STYLE, f"val {last.val_accuracy:.0%}"))
             caption.append(f"epoch {last.epoch}/{total}", style="dim")
-        self.query_one("#training-caption", Static).update(caption)
+        self.query_one("#training-caption", Static).update(caption, layout=False)

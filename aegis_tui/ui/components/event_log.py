@@ -18,7 +18,7 @@ STYLES = {"error": "bold red", "warning": "yellow", "info": "", "iteration": "di
 
 
 class EventLog(RichLog):
-    def __init__(self, *, max_lines: int = 1000, id: str | None = None,
+    def __init__(self, *, max_lines: int = 500, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(max_lines=max_lines, markup=False, highlight=False, wrap=False,
                          auto_scroll=True, id=id, classes=classes)

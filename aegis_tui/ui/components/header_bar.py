@@ -66,34 +66,49 @@ class HeaderBar(Widget):
     def render(self) -> Text:
         info = self.info
         width = self.size.width
-        label, style = _RUN_STYLES.get(info.run_state, (info.run_state, "bold"))
-        right = Text()
-        pending = []
-        if info.questions:
-            pending.append(f"{info.questions} question{'s' * (info.questions != 1)} "
-                           f"({info.answer_key})")
-        if info.proposals:
-            pending.append(f"{info.proposals} proposal{'s' * (info.proposals != 1)} "
-                           f"({info.review_key})")
-        if pending:
-            right.append(" · ".join(pending) + "  ", style="bold magenta")
-        right.append(f" {label} ", style=style)
-        left = self._left(info, info.title, with_world=True)
-        for title, with_world in ((info.short_title, True), (info.short_title, False)):
-            if left.cell_len + right.cell_len + 1 <= width:
+        # Longest first; each step gives up something less important to fit the width.
+        variants = (
+            (info.title, True, True, False),
+            (info.short_title, True, True, False),
+            (info.short_title, False, True, False),
+            (info.short_title, False, True, True),
+            (info.short_title, False, False, True),
+        )
+        for title, with_world, with_verb, compact in variants:
+            left = self._left(info, title, with_world, with_verb)
+            right = self._right(info, compact)
+            if left.cell_len + right.cell_len + 2 <= width:
                 break
-            left = self._left(info, title, with_world)
-        room = max(0, width - right.cell_len)
-        left = fit(left, room)
-        pad = Text(" " * max(0, width - left.cell_len - right.cell_len))
+        left = fit(left, max(0, width - right.cell_len - 1))
+        pad = Text(" " * max(1, width - left.cell_len - right.cell_len))
         self.rendered_state = info.run_state
         return join(left, pad, right)
 
     @staticmethod
-    def _left(info: HeaderInfo, title: str, with_world: bool) -> Text:
+    def _right(info: HeaderInfo, compact: bool) -> Text:
+        label, style = _RUN_STYLES.get(info.run_state, (info.run_state, "bold"))
+        right = Text()
+        pending = []
+        if info.questions:
+            pending.append(f"Q:{info.questions} ({info.answer_key})" if compact else
+                           f"{info.questions} question{'s' * (info.questions != 1)} "
+                           f"({info.answer_key})")
+        if info.proposals:
+            pending.append(f"P:{info.proposals} ({info.review_key})" if compact else
+                           f"{info.proposals} proposal{'s' * (info.proposals != 1)} "
+                           f"({info.review_key})")
+        if pending:
+            right.append(" · ".join(pending) + " ", style="bold magenta")
+        right.append(f" {label} ", style=style)
+        return right
+
+    @staticmethod
+    def _left(info: HeaderInfo, title: str, with_world: bool, with_verb: bool) -> Text:
         out = Text(f" {title}", style="bold")
         if info.policy:
-            who = "HRM deciding" if info.hrm else f"{info.policy} deciding"
+            who = "HRM" if info.hrm else info.policy
+            if with_verb:
+                who += " deciding"
             out.append(" │ ")
             out.append(who, style="bold magenta" if info.hrm else "bold cyan")
         if info.world and with_world:

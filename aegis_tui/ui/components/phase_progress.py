@@ -11,13 +11,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-from aegis_tui.ui.model import DashboardModel, Progress
+from aegis_tui.ui.model import STARTING, DashboardModel, Progress
 
 
 class PhaseProgress(Horizontal):
     DEFAULT_CSS = """
     PhaseProgress { height: 1; }
-    PhaseProgress #phase-label { width: auto; padding: 0 1; text-style: bold; }
+    PhaseProgress #phase-label { width: 10; padding: 0 1; text-style: bold; }
     PhaseProgress ProgressBar { width: 24; }
     PhaseProgress ProgressBar Bar { width: 24; }
     PhaseProgress #phase-words { width: 1fr; padding: 0 1; }
@@ -42,7 +42,13 @@ class PhaseProgress(Horizontal):
         if key == self._shown:
             return
         self._shown = key
-        self.query_one("#phase-label", Static).update(Text(f"Phase {model.phase}"))
+        # Fixed one-line sizes: repaint only, no layout pass (it would cost every frame).
+        label = "Starting" if model.state is None and model.run_state == STARTING \
+            else f"Phase {model.phase}"
+        self.query_one("#phase-label", Static).update(Text(label), layout=False)
         bar = self.query_one(ProgressBar)
-        bar.update(total=progress.total, progress=progress.progress)
-        self.query_one("#phase-words", Static).update(Text(progress.words))
+        # No total means nothing to measure yet: hide the bar rather than let it pulse.
+        bar.display = progress.total is not None
+        if progress.total is not None:
+            bar.update(total=progress.total, progress=progress.progress)
+        self.query_one("#phase-words", Static).update(Text(progress.words), layout=False)

@@ -1,0 +1,238 @@
+"""``aegis-tui bench``: measure speed and learning on this machine, as a table and as JSON.
+
+Every figure is measured here, now: medians (and p95 where asked) over repeats, on the
+sim world, offline. Targets are printed beside the figures with whether they were met,
+including where they were not. ``--quick`` runs fewer repeats and shorter learning runs
+for a smoke test; its figures are not the ones to report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("train", "decide", "rl", "sim", "learning", "ui")
+
+TARGETS = {
+    "train_seconds": ("<=", 15.0),
+    "hrm_speedup_over_teacher": (">=", 50.0),
+    "rl_update_ms_p50": ("<=", 5.0),
+    "imitation_val_accuracy": (">=", 0.95),
+    "rl_over_teacher": (">=", 1.2),
+    "ui_key_latency_ms_p95": ("<", 50.0),
+}
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _collect_examples(workdir: Path, n: int) -> list[Any]:
+    from aegis_tui.bench.learning import score_policy
+    from aegis_tui.paths import DataPaths
+    from aegis_tui.policy.rules_teacher import RulesTeacher
+    from aegis_tui.training.example_log import read_examples
+
+    where = workdir / "collect"
+    score_policy(where, 42, RulesTeacher(42), n)
+    return read_examples(DataPaths(where).examples).examples[:n]
+
+
+def bench_train(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    from aegis_tui.bench.learning_speed import measure_train_seconds
+
+    examples = _collect_examples(workdir, 1000)
+    runs = measure_train_seconds(examples, 1 if quick else 3, workdir / "train")
+    out["train_seconds"] = statistics.median(runs)
+    out["train_seconds_runs"] = runs
+    out["train_examples"] = len(examples)
+    _log(f"train_seconds {out['train_seconds']:.1f} (runs {', '.join(f'{r:.1f}' for r in runs)})")
+
+
+def bench_decide(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    from aegis_tui.bench.learning_speed import hrm_parameter_count, measure_hrm_decide_ms
+    from aegis_tui.bench.synthetic_states import synthetic_examples
+    from aegis_tui.policy.lm_teacher import LMTeacher
+    from aegis_tui.policy.local_lm import build_local_gpt2
+
+    hrm = measure_hrm_decide_ms(100 if quick else 500)
+    out["hrm_decide_ms_p50"] = statistics.median(hrm)
+    out["hrm_decide_ms_p95"] = percentile(hrm, 0.95)
+    out["hrm_parameters"] = hrm_parameter_count()
+    folder = build_local_gpt2(workdir / "gpt2-sized", size="gpt2", seed=0)
+    teacher = LMTeacher.load(str(folder), timeout_s=600, seed=0)
+    try:
+        states = [ex.state for ex in synthetic_examples(40, seed=5)]
+        for state in states[:3]:
+            teacher.decide(state)
+        times = []
+        for state in states[: 8 if quick else 30]:
+            start = time.perf_counter()
+            teacher.decide(state)
+            times.append((time.perf_counter() - start) * 1e3)
+        out["teacher_decide_ms_p50"] = statistics.median(times)
+        out["teacher_decide_ms_p95"] = percentile(times, 0.95)
+        out["teacher_parameters"] = teacher.parameter_count
+    finally:
+        teacher.close()
+    out["hrm_speedup_over_teacher"] = out["teacher_decide_ms_p50"] / out["hrm_decide_ms_p50"]
+    _log(f"decide: HRM {out['hrm_decide_ms_p50']:.2f} ms, GPT-2-sized teacher "
+         f"{out['teacher_decide_ms_p50']:.0f} ms ({out['hrm_speedup_over_teacher']:.0f}x)")
+
+
+def bench_rl(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    from aegis_tui.bench.learning_speed import measure_rl_update_ms
+
+    runs = measure_rl_update_ms(50 if quick else 300)
+    out["rl_update_ms_p50"] = statistics.median(runs)
+    out["rl_update_ms_p95"] = percentile(runs, 0.95)
+    _log(f"rl_update_ms p50 {out['rl_update_ms_p50']:.2f}")
+
+
+def bench_sim(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    """Iterations per second of the whole Phase 3 loop (HRM deciding, RL updating)."""
+    from aegis_tui.bench.learning import run_rl
+    from aegis_tui.training.imitation import ImitationSettings, train_imitation
+
+    examples = _collect_examples(workdir, 600)
+    result = train_imitation(examples, ImitationSettings(epochs=5, checkpoint_every=5),
+                             checkpoint_dir=workdir / "sim-ckpt", seed=0)
+    assert result is not None
+    iterations = 500 if quick else 2000
+    rates = []
+    for r in range(1 if quick else 3):
+        start = time.perf_counter()
+        run_rl(workdir / f"sim-rl-{r}", 77 + r, workdir / "sim-ckpt" / "hrm_trained.pt",
+               iterations)
+        rates.append(iterations / (time.perf_counter() - start))
+    out["sim_iterations_per_s"] = statistics.median(rates)
+    _log(f"sim_iterations_per_s {out['sim_iterations_per_s']:.0f} (HRM deciding, Phase 3)")
+
+
+def bench_learning(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    from aegis_tui.bench.learning import HELD_OUT_SEEDS, quick_settings, run_learning
+
+    seeds = HELD_OUT_SEEDS[:2] if quick else HELD_OUT_SEEDS
+    summary = run_learning(workdir / "learning", seeds,
+                           quick_settings() if quick else None, log=_log)
+    out["learning"] = summary
+    for key in ("imitation_val_accuracy", "teacher_reward_per_iteration",
+                "hrm_imitation_reward_per_iteration", "hrm_rl_reward_per_iteration",
+                "rl_over_teacher"):
+        out[key] = summary[key]
+
+
+def bench_ui(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    from aegis_tui.ui.latency_probe import measure_key_latency
+
+    runs = measure_key_latency(20 if quick else 60, workdir / "ui")
+    out["ui_key_latency_ms_p50"] = statistics.median(runs)
+    out["ui_key_latency_ms_p95"] = percentile(runs, 0.95)
+    _log(f"ui_key_latency_ms p50 {out['ui_key_latency_ms_p50']:.1f}, "
+         f"p95 {out['ui_key_latency_ms_p95']:.1f}")
+
+
+_RUNNERS: dict[str, Callable[[Path, bool, dict[str, Any]], None]] = {
+    "train": bench_train, "decide": bench_decide, "rl": bench_rl, "sim": bench_sim,
+    "learning": bench_learning, "ui": bench_ui,
+}
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    out = {}
+    for key, (op, target) in TARGETS.items():
+        value = results.get(key)
+        if isinstance(value, int | float):
+            out[key] = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
+    return out
+
+
+_ROWS = (
+    ("train_seconds", "Phase 2: 1000 examples x 20 epochs (s)", "{:.1f}"),
+    ("hrm_decide_ms_p50", "HRM decide p50 (ms)", "{:.2f}"),
+    ("hrm_decide_ms_p95", "HRM decide p95 (ms)", "{:.2f}"),
+    ("teacher_decide_ms_p50", "GPT-2-sized teacher decide p50 (ms)", "{:.0f}"),
+    ("hrm_speedup_over_teacher", "HRM speed-up over the teacher (x)", "{:.0f}"),
+    ("hrm_parameters", "HRM parameters", "{:,}"),
+    ("teacher_parameters", "teacher parameters", "{:,}"),
+    ("rl_update_ms_p50", "RL update, 10 transitions, p50 (ms)", "{:.2f}"),
+    ("sim_iterations_per_s", "sim iterations/s, HRM deciding", "{:.0f}"),
+    ("imitation_val_accuracy", "imitation val accuracy vs rules teacher", "{:.1%}"),
+    ("teacher_reward_per_iteration", "reward/iteration: rules teacher", "{:+.3f}"),
+    ("hrm_imitation_reward_per_iteration", "reward/iteration: HRM after imitation", "{:+.3f}"),
+    ("hrm_rl_reward_per_iteration", "reward/iteration: HRM after RL", "{:+.3f}"),
+    ("rl_over_teacher", "HRM after RL / teacher (x)", "{:.2f}"),
+    ("ui_key_latency_ms_p50", "UI key latency p50 (ms)", "{:.1f}"),
+    ("ui_key_latency_ms_p95", "UI key latency p95 (ms)", "{:.1f}"),
+)
+
+
+def format_table(results: dict[str, Any]) -> str:
+    checks = verdicts(results)
+    lines = ["| figure | value | target |", "| --- | --- | --- |"]
+    for key, label, fmt in _ROWS:
+        if key not in results or results[key] is None:
+            continue
+        target = ""
+        if key in TARGETS:
+            op, goal = TARGETS[key]
+            target = f"{op} {goal:g} " + ("(met)" if checks.get(key) else "(MISSED)")
+        lines.append(f"| {label} | {fmt.format(results[key])} | {target} |")
+    m = results.get("machine", {})
+    lines.append("")
+    lines.append(f"Machine: {m.get('cpu_count')} CPU cores ({m.get('processor')}), "
+                 f"{m.get('platform')}, Python {m.get('python')}, torch {m.get('torch')}.")
+    return "\n".join(lines)
+
+
+def run_bench(*, json_only: bool = False, quick: bool = False, only: str | None = None) -> int:
+    import os as _os
+
+    _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads anything
+    wanted = SECTIONS if not only else tuple(s.strip() for s in only.split(",") if s.strip())
+    unknown = [s for s in wanted if s not in SECTIONS]
+    if unknown:
+        print(f"aegis-tui: error: unknown bench section(s) {', '.join(unknown)}; choose from "
+              f"{', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    results: dict[str, Any] = {"machine": machine(), "quick": quick}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
+        for section in wanted:
+            _log(f"running {section}...")
+            _RUNNERS[section](Path(tmp) / section, quick, results)
+    results["bench_seconds"] = time.perf_counter() - started
+    results["targets_met"] = verdicts(results)
+    if json_only:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        print(format_table(results))
+        print()
+        print(json.dumps(results, indent=2, default=str))
+    return 0

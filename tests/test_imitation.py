@@ -1,0 +1,182 @@
+"""Imitation training: it learns the rules teacher, splits fairly, checkpoints, stops."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from aegis_tui.bench.synthetic_states import synthetic_examples
+from aegis_tui.config import Config
+from aegis_tui.policy.features import featurize_batch
+from aegis_tui.policy.hrm import HRMConfig
+from aegis_tui.policy.rules_teacher import rule_action
+from aegis_tui.training.checkpoints import load_checkpoint
+from aegis_tui.training.imitation import (
+    EpochReport,
+    ImitationError,
+    ImitationSettings,
+    class_weights,
+    stratified_split,
+    train_imitation,
+)
+
+SMALL = HRMConfig(d_model=96, n_heads=2, expansion=2.0)
+FAST = ImitationSettings(epochs=15, checkpoint_every=5, learning_rate=4e-3, model=SMALL)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # Small matrices gain little from a second thread, and on a shared 2-core runner two
+    # busy OpenMP threads can slow each other down many times over.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return synthetic_examples(600, seed=1)
+
+
+def test_learns_and_checkpoints(examples, tmp_path: Path) -> None:
+    reports: list[EpochReport] = []
+    result = train_imitation(examples, FAST, checkpoint_dir=tmp_path, seed=1,
+                             on_epoch=reports.append)
+    assert [r.epoch for r in reports] == list(range(1, 16))
+    assert all(r.epochs == 15 and r.elapsed_s > 0 and r.loss > 0 for r in reports)
+    assert reports[-1].loss < reports[0].loss
+    # Better than always answering the most common action, on held-out examples.
+    choices = Counter(max(range(4), key=ex.probs.__getitem__) for ex in examples)
+    majority = max(choices.values()) / len(examples)
+    assert result.val_accuracy >= majority + 0.03
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["hrm_epoch_10.pt", "hrm_epoch_15.pt", "hrm_epoch_5.pt", "hrm_trained.pt"]
+    trained = load_checkpoint(tmp_path / "hrm_trained.pt")
+    assert trained.meta["epoch"] == result.best_epoch
+    assert trained.meta["val_accuracy"] == pytest.approx(result.val_accuracy)
+    assert trained.meta["kind"] == "trained" and trained.meta["examples"] == 600
+    assert load_checkpoint(tmp_path / "hrm_epoch_5.pt").meta["epoch"] == 5
+    # The best validation epoch (the later one on ties) is the one the file holds.
+    best = max(reports, key=lambda r: (r.val_accuracy, r.val_action_accuracy, r.epoch))
+    assert result.best_epoch == best.epoch
+    with torch.inference_mode():
+        tokens = featurize_batch([ex.state for ex in examples[:50]])
+        assert torch.equal(result.model(tokens)[0], trained.build_model()(tokens)[0])
+
+
+@pytest.mark.slow
+def test_reaches_the_target_on_1000_examples() -> None:
+    """The real setting: 1000 rules-teacher examples, default model and settings."""
+    result = train_imitation(synthetic_examples(1000, seed=1), ImitationSettings(),
+                             checkpoint_dir=None, seed=1)
+    assert result.val_accuracy >= 0.95
+    fresh = synthetic_examples(1000, seed=77)
+    with torch.inference_mode():
+        pred = result.model(featurize_batch([ex.state for ex in fresh]))[0].argmax(-1)
+    agree = sum(int(p) == rule_action(ex.state).index
+                for p, ex in zip(pred, fresh, strict=True))
+    assert agree / len(fresh) >= 0.9
+
+
+def test_reproducible(examples) -> None:
+    settings = ImitationSettings(epochs=2, model=HRMConfig(d_model=32, n_heads=2))
+    a = train_imitation(examples[:200], settings, checkpoint_dir=None, seed=3)
+    b = train_imitation(examples[:200], settings, checkpoint_dir=None, seed=3)
+    assert [r.loss for r in a.history] == pytest.approx([r.loss for r in b.history])
+
+
+def test_too_few_examples(examples) -> None:
+    with pytest.raises(ImitationError, match="at least 20"):
+        train_imitation(examples[:5], ImitationSettings(model=SMALL), checkpoint_dir=None)
+
+
+def test_stop_request_cancels_without_final_model(examples, tmp_path: Path) -> None:
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 6
+
+    result = train_imitation(examples[:300], replace(FAST, epochs=5),
+                             checkpoint_dir=tmp_path, should_stop=stop)
+    assert result.cancelled and result.trained_path is None
+    assert not (tmp_path / "hrm_trained.pt").exists()
+
+
+def test_stratified_split_keeps_rare_classes() -> None:
+    labels = [0] * 90 + [1] * 6 + [2] * 3 + [3] * 1
+    train, val = stratified_split(labels, 0.15, seed=0)
+    assert sorted(train + val) == list(range(100))
+    val_counts = Counter(labels[i] for i in val)
+    assert val_counts[0] == 14 and val_counts[1] >= 1 and val_counts[2] >= 1
+    assert val_counts[3] == 0  # a lone example stays in training
+    assert stratified_split(labels, 0.15, seed=0) == (train, val)
+    assert stratified_split(labels, 0.15, seed=1) != (train, val)
+
+
+def test_class_weights() -> None:
+    w = class_weights([900, 50, 40, 10], power=0.5, cap=5.0)
+    assert w[0] < w[1] < w[2] < w[3] <= 5.0
+    assert sum(w) / 4 == pytest.approx(1.0, rel=0.2)
+    assert class_weights([10, 0, 10, 10], 0.5, 5.0)[1] == 1.0
+    assert class_weights([5, 5, 5, 5], 0.0, 5.0) == [1.0] * 4
+
+
+def test_settings_round_trip_and_validation() -> None:
+    s = ImitationSettings.from_config(Config(), model=SMALL)
+    assert s.epochs == 20 and s.checkpoint_every == 5 and s.batch_size == 64
+    assert ImitationSettings.from_dict(s.to_dict()) == s
+    assert ImitationSettings.from_dict({"epochs": 3.0}).epochs == 3
+    for bad in ({"epochs": "3"}, {"epochs": 2.5}, {"soft_targets": 1}, {"nope": 1},
+                {"epochs": 0}, {"val_fraction": 1.5}, {"model": {"d_model": -1}}):
+        with pytest.raises(ValueError):
+            ImitationSettings.from_dict(bad)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_matches_torch_and_round_trips(fused: bool) -> None:
+    import copy
+
+    from aegis_tui.policy.hrm import build_model
+    from aegis_tui.training.adamw import AdamW
+
+    def groups(model):
+        return [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+                {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+
+    ours = build_model(HRMConfig(d_model=32, n_heads=2), seed=0)
+    ref, resumed = copy.deepcopy(ours), copy.deepcopy(ours)
+    opt = AdamW(groups(ours), lr=1e-2, betas=(0.9, 0.95))
+    opt.fused = fused
+    ref_opt = torch.optim.AdamW(groups(ref), lr=1e-2, betas=(0.9, 0.95), fused=fused,
+                                foreach=not fused)
+    tokens = torch.randint(0, ours.config.vocab_size, (8, ours.config.seq_len),
+                           generator=torch.Generator().manual_seed(0))
+
+    def step(model, optimizer) -> None:
+        optimizer.zero_grad()
+        logits, value = model(tokens)
+        (logits.square().mean() + value.mean()).backward()
+        optimizer.step()
+
+    for _ in range(3):
+        step(ours, opt)
+        step(ref, ref_opt)
+    assert opt.fused == fused
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    resumed.load_state_dict(ours.state_dict())
+    opt2 = AdamW(groups(resumed), lr=1.0)
+    opt2.fused = fused
+    opt2.load_state_dict(opt.state_dict())
+    step(ours, opt)
+    step(resumed, opt2)
+    for a, b in zip(ours.parameters(), resumed.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError):
+        AdamW([torch.zeros(3, requires_grad=True)], lr=1.0).load_state_dict(opt.state_dict())

@@ -1,0 +1,185 @@
+"""RL fine-tuning: rewards move the policy the right way, KL holds it, credit arrives."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from aegis_tui.actions import Action
+from aegis_tui.bench.synthetic_states import synthetic_examples
+from aegis_tui.config import Config
+from aegis_tui.policy.features import featurize
+from aegis_tui.policy.hrm import HRMConfig, build_model
+from aegis_tui.policy.hrm_policy import HRMPolicy
+from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
+from aegis_tui.training.rl import RLSettings, RLTrainer
+
+SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
+TARGET = Action.ASK_HUMAN.index
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def states():
+    return [ex.state for ex in synthetic_examples(40, seed=8)]
+
+
+def _trainer(settings: RLSettings, seed: int = 0, bias: list[float] | None = None):
+    model = build_model(SMALL, seed=seed)
+    if bias is not None:
+        with torch.no_grad():
+            model.policy_head.bias.copy_(torch.tensor(bias))
+    return RLTrainer(model, copy.deepcopy(model), settings, seed=seed)
+
+
+def _target_prob(model, states) -> float:
+    with torch.inference_mode():
+        tokens = torch.tensor([featurize(s) for s in states])
+        return float(torch.softmax(model(tokens)[0], -1)[:, TARGET].mean())
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_reward_moves_probability_of_the_rewarded_action(states, sign: float) -> None:
+    trainer = _trainer(RLSettings(learning_rate=3e-3, entropy_coef=0.0, kl_coef=0.0))
+    policy = HRMPolicy(trainer.model, seed=1)
+    before = _target_prob(trainer.model, states)
+    iteration = 0
+    for _ in range(15):
+        for state in states[:10]:
+            decision = policy.decide(state)
+            reward = sign if decision.action.index == TARGET else 0.0
+            trainer.record(iteration, policy.last_tokens, decision.action.index, reward,
+                           carry=policy.last_carry)
+            iteration += 1
+        assert trainer.maybe_update() is not None
+    after = _target_prob(trainer.model, states)
+    if sign > 0:
+        assert after > before + 0.1
+    else:
+        assert after < before - 0.05
+    assert trainer.updates == 15
+
+
+def test_kl_term_keeps_policy_near_reference(states) -> None:
+    def run(kl_coef: float) -> float:
+        # A confident reference, flat rewards and a strong entropy bonus pulling away.
+        trainer = _trainer(RLSettings(learning_rate=3e-3, entropy_coef=0.5, kl_coef=kl_coef),
+                           bias=[3.0, 0.0, 0.0, 0.0])
+        policy = HRMPolicy(trainer.model, seed=2)
+        iteration = 0
+        for _ in range(12):
+            for state in states[:10]:
+                decision = policy.decide(state)
+                trainer.record(iteration, policy.last_tokens, decision.action.index, 0.0,
+                               carry=policy.last_carry)
+                iteration += 1
+            stats = trainer.update()
+        assert stats is not None
+        return stats.kl
+
+    free, held = run(0.0), run(5.0)
+    assert held < free / 2
+
+
+def test_delayed_credit_reaches_the_right_decision(states) -> None:
+    trainer = _trainer(RLSettings(update_every=3))
+    tokens = featurize(states[0])
+    trainer.record(5, tokens, TARGET, 0.5, pending=True)
+    for i in (6, 7, 8):
+        trainer.record(i, featurize(states[i]), 0, 1.0)
+    stats = trainer.maybe_update()
+    assert stats is not None and stats.transitions == 3  # 5 still waits for its outcome
+    assert stats.mean_reward == pytest.approx(1.0)
+    assert trainer.update() is None
+    assert trainer.credit(5, 10.0)
+    assert trainer.update() is None  # credited, but more may come until settled
+    trainer.settle(5)
+    stats = trainer.update()
+    assert stats is not None and stats.transitions == 1
+    assert stats.mean_reward == pytest.approx(10.5)
+    assert not trainer.credit(5, 1.0) and trainer.late_credits == 1  # already trained on
+
+
+def test_pending_decisions_settle_after_the_horizon(states) -> None:
+    trainer = _trainer(RLSettings(horizon=3))
+    trainer.record(1, featurize(states[1]), 0, 2.0, pending=True)
+    trainer.record(3, featurize(states[3]), 0, 0.0, pending=True)
+    assert trainer.update() is None and trainer.pending_count() == 2
+    trainer.record(4, featurize(states[4]), 0, 0.0, pending=True)
+    assert trainer.ready_count() == 1
+    stats = trainer.update()
+    assert stats is not None and stats.transitions == 1 and stats.mean_reward == 2.0
+
+
+def test_record_validates_input(states) -> None:
+    trainer = _trainer(RLSettings())
+    with pytest.raises(ValueError):
+        trainer.record(0, [1, 2, 3], 0, 0.0)
+    with pytest.raises(ValueError):
+        trainer.record(0, featurize(states[0]), 7, 0.0)
+    with pytest.raises(ValueError):
+        trainer.record(0, featurize(states[0]), 0, float("nan"))
+    trainer.record(0, states[0], 0, 0.0)  # a snapshot is featurized for the caller
+    assert trainer.ready_count() == 1
+
+
+def test_carry_path_equals_full_path_and_only_high_level_moves(states) -> None:
+    a, b = _trainer(RLSettings()), _trainer(RLSettings())
+    frozen = {n: p.detach().clone() for n, p in a.model.named_parameters()}
+    policy = HRMPolicy(a.model, seed=0)
+    for i, state in enumerate(states[:10]):
+        decision = policy.decide(state)
+        a.record(i, policy.last_tokens, decision.action.index, float(i % 3),
+                 carry=policy.last_carry)
+        b.record(i, policy.last_tokens, decision.action.index, float(i % 3))
+    sa, sb = a.update(), b.update()
+    assert sa is not None and sb is not None
+    assert sa.loss == pytest.approx(sb.loss, rel=1e-4, abs=1e-6)
+    for (name, pa), pb in zip(a.model.named_parameters(), b.model.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-5), name
+        moved = not torch.equal(pa, frozen[name])
+        assert moved == (not name.startswith(("embed_", "L_level."))), name
+
+
+def test_state_round_trip(tmp_path: Path, states) -> None:
+    settings = RLSettings(learning_rate=1e-3)
+    trainer = _trainer(settings)
+    for i, state in enumerate(states[:10]):
+        trainer.record(i, featurize(state), i % 4, float(i))
+    trainer.update()
+    assert trainer.note_score(1.5) and not trainer.note_score(1.0)
+    path = tmp_path / "hrm_rl.pt"
+    trainer.save(path, meta={"rolling_reward": 1.5})
+    assert load_checkpoint(path).meta["updates"] == 1
+    resumed = RLTrainer.resume(path, trainer.reference, settings)
+    assert resumed.updates == 1 and resumed.best_score == 1.5
+    for pa, pb in zip(trainer.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    # Both continue identically: the optimizer state came back too.
+    for t in (trainer, resumed):
+        for i, state in enumerate(states[10:20]):
+            t.record(100 + i, featurize(state), i % 4, 1.0 - i)
+        t.update()
+    for pa, pb in zip(trainer.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6)
+    path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        RLTrainer.resume(path, trainer.reference, settings)
+
+
+def test_settings_from_config() -> None:
+    s = RLSettings.from_config(Config())
+    assert (s.learning_rate, s.entropy_coef, s.kl_coef, s.value_coef, s.update_every) == (
+        3e-4, 0.01, 0.05, 0.5, 10)
+    with pytest.raises(ValueError):
+        RLSettings(update_every=0)

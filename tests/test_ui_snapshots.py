@@ -1,0 +1,67 @@
+"""SVG snapshots of the dashboard on the sim world (pytest-textual-snapshot).
+
+Deterministic by construction: a data dir prepared by a headless run (seed 0, the rules
+teacher, 300 iterations), the agent paused before it starts, and nothing on screen that
+depends on the clock. Update with ``pytest tests/test_ui_snapshots.py --snapshot-update``
+and look at the report before accepting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aegis_tui.paths import DataPaths
+from aegis_tui.ui.app import AegisApp
+from aegis_tui.ui.harness import (
+    copy_data_dir,
+    prepare_data_dir,
+    sim_config,
+    wait_painted,
+    wait_ready,
+    wait_until,
+)
+from aegis_tui.ui.screens.question import QuestionScreen
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("prepared") / "data"
+    prepare_data_dir(root, 300)
+    return root
+
+
+@pytest.fixture
+def paths(prepared: Path, tmp_path: Path) -> DataPaths:
+    return copy_data_dir(prepared, tmp_path / "data", include_logs=True)
+
+
+def paused_app(paths: DataPaths) -> AegisApp:
+    return AegisApp(sim_config(), paths, start_paused=True)
+
+
+async def ready(pilot: Any) -> None:
+    await wait_ready(pilot.app)
+    await pilot.pause(0.3)  # one more drain after the first metrics read
+    await wait_painted(pilot.app)
+
+
+def test_dashboard_80x24(snap_compare: Any, paths: DataPaths) -> None:
+    assert snap_compare(paused_app(paths), terminal_size=(80, 24), run_before=ready)
+
+
+def test_dashboard_160x48(snap_compare: Any, paths: DataPaths) -> None:
+    assert snap_compare(paused_app(paths), terminal_size=(160, 48), run_before=ready)
+
+
+def test_question_modal_80x24(snap_compare: Any, paths: DataPaths) -> None:
+    async def open_question(pilot: Any) -> None:
+        await ready(pilot)
+        await pilot.press("a")
+        await wait_until(lambda: isinstance(pilot.app.screen, QuestionScreen))
+        await pilot.press("enter")  # empty: the refusal shows in place
+        await pilot.pause(0.2)
+
+    assert snap_compare(paused_app(paths), terminal_size=(80, 24), run_before=open_question)
