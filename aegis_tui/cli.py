@@ -167,6 +167,10 @@ def load_config(args: argparse.Namespace, paths: DataPaths) -> Config:
     elif paths.config.exists():
         config = load_file(paths.config, config)
     overrides = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
+    epochs = overrides.get("epochs")
+    if epochs is not None and config.checkpoint_every > epochs:
+        # ``--epochs 2`` alone must just work, not fail on the default checkpoint_every (5).
+        overrides["checkpoint_every"] = epochs
     return apply_overrides(config, overrides)
 
 
@@ -205,7 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- running ---------------------------------------------------------------------------------
-def _open_runtime(paths: DataPaths, config: Config) -> Any:
+# The headless runner prints events as they are published (a bus listener) and never drains
+# the bus: a few events of look-back are plenty, where the default (for the dashboard, which
+# drains it ten times a second) would keep 20,000 of them, tens of MB, for nothing.
+HEADLESS_BUS_EVENTS = 64
+
+
+def _open_runtime(paths: DataPaths, config: Config, bus: Any = None) -> Any:
     from aegis_tui.agent.runtime import AgentRuntime
     from aegis_tui.policy.lm_teacher import TeacherLoadError
     from aegis_tui.storage.database import DatabaseError
@@ -213,12 +223,16 @@ def _open_runtime(paths: DataPaths, config: Config) -> Any:
     from aegis_tui.training.example_log import ExampleLogError
 
     try:
-        return AgentRuntime.open(config, paths)
+        return AgentRuntime.open(config, paths, bus=bus)
     except DataDirLocked as exc:
         _err(str(exc))
         raise SystemExit(EXIT_BUSY) from None
     except TeacherLoadError as exc:
-        _err(f"the teacher model could not be loaded: {exc} "
+        from aegis_tui.text import clean
+
+        model = clean(config.teacher_model, 120)
+        named = "" if model in str(exc) else f" ({model})"
+        _err(f"the teacher model{named} could not be loaded: {exc} "
              "(use --teacher rules, or --teacher auto to fall back automatically)")
         raise SystemExit(EXIT_FAIL) from None
     except (DatabaseError, ExampleLogError) as exc:
@@ -242,10 +256,11 @@ def cmd_run(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
         return cmd_dashboard(args, paths, config)
     from aegis_tui.agent import reports
     from aegis_tui.agent.event_log import add_console_log, remove_handler
+    from aegis_tui.events import EventBus
 
     console = add_console_log(verbose_iterations=not args.quiet)
     try:
-        runtime = _open_runtime(paths, config)
+        runtime = _open_runtime(paths, config, EventBus(maxlen=HEADLESS_BUS_EVENTS))
     except SystemExit as exc:
         remove_handler(console)
         return int(exc.code or EXIT_FAIL)
@@ -425,13 +440,16 @@ def cmd_review(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
 
 # -- data ------------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.training.example_log import ExampleLogError
     from aegis_tui.training.export import export_json
 
     try:
         document = export_json(paths)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ExampleLogError) as exc:
         _err(str(exc))
         return EXIT_FAIL
+    for warning in document["metadata"]["warnings"]:
+        print(f"aegis-tui: warning: {warning}", file=sys.stderr)
     text = json.dumps(document, indent=2)
     if args.output:
         from aegis_tui.storage.atomic import atomic_write_bytes

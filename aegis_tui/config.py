@@ -68,8 +68,8 @@ class Config:
     # Phase 3: RL fine-tuning.
     rl_update_every: int = 10
     rl_learning_rate: float = 3e-4
-    rl_entropy_coef: float = 0.01
-    rl_kl_coef: float = 0.05
+    rl_entropy_coef: float = 0.02
+    rl_kl_coef: float = 0.2
     rl_value_coef: float = 0.5
     rl_checkpoint_every: int = 20
     fallback_window: int = 200

@@ -57,6 +57,7 @@ class StateSnapshot:
     iterations_since_proposal: int = 0
     iterations_since_question: int = 0
     last_search_gain: int = 0  # new items from the latest search; -1 when it failed
+    fresh_ideas: int = 0  # improvements it could propose now that were never proposed (<= 3)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +102,7 @@ class StateSnapshot:
             "iterations_since_proposal": self.iterations_since_proposal,
             "iterations_since_question": self.iterations_since_question,
             "last_search_gain": self.last_search_gain,
+            "fresh_ideas": self.fresh_ideas,
             "extra": dict(self.extra),
         }
 
@@ -143,7 +145,7 @@ class StateSnapshot:
                     "web_searches", "failed_searches", "improvements_proposed",
                     "improvements_approved", "goals_completed", "knowledge_since_proposal",
                     "iterations_since_proposal", "iterations_since_question",
-                    "last_search_gain",
+                    "last_search_gain", "fresh_ideas",
                 )
             }
             return cls(

@@ -206,3 +206,32 @@ def test_trimmed_topic_rediscovered_keeps_its_history(data_dir):
         again = {t.topic: t for t in db.topics(iteration=11, recovery=100)}
         assert again["os stat"].times_searched == 2
         assert again["os stat"].priority < 0.1, "recently searched: low effective priority"
+
+
+def test_drafter_skips_ideas_already_proposed_and_counts_fresh_ones(data_dir):
+    world = ScriptedWorld()
+    with make_runtime(data_dir, world=world) as rt:
+        act(rt, Action.WEB_SEARCH)
+        act(rt, Action.WEB_SEARCH)
+        before = rt.agent.state.snapshot(3)
+        assert before.fresh_ideas >= 1
+        for i in range(4, 10):
+            fresh = rt.agent.state.snapshot(i).fresh_ideas
+            result = act(rt, Action.PROPOSE_IMPROVEMENT, iteration=i)
+            # A new idea while any is left; a duplicate only once they have run out.
+            assert result.success == (fresh > 0)
+        texts = [p.text for p in rt.agent.db.proposals() if p.status != "duplicate"]
+        assert len(set(texts)) == len(texts) >= 1
+
+
+def test_rules_teacher_only_proposes_with_something_new_to_say():
+    from aegis_tui.policy.rules_teacher import rule_action
+    from aegis_tui.snapshot import StateSnapshot
+
+    ready = StateSnapshot(iteration=50, iterations_since_proposal=30,
+                          knowledge_since_proposal=9, fresh_ideas=2,
+                          recent_actions=("web_search",))
+    assert rule_action(ready) is Action.PROPOSE_IMPROVEMENT
+    from dataclasses import replace
+
+    assert rule_action(replace(ready, fresh_ideas=0)) is not Action.PROPOSE_IMPROVEMENT

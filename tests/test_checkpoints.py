@@ -182,3 +182,17 @@ def test_failed_write_keeps_old_file(tmp_path: Path, model,
     assert path.read_bytes() == before
     assert load_checkpoint(path).meta["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["hrm.pt"]
+
+
+def test_checkpoint_from_another_feature_version_is_refused(tmp_path):
+    import dataclasses
+
+    from aegis_tui.policy.features import FEATURE_VERSION
+    from aegis_tui.policy.hrm import HRM, HRMConfig
+    from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+
+    old = HRMConfig(feature_version=FEATURE_VERSION + 1)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, HRM(dataclasses.replace(old)), meta={})
+    with pytest.raises(CheckpointError, match="features version"):
+        load_checkpoint(path)

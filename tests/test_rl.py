@@ -180,6 +180,6 @@ def test_state_round_trip(tmp_path: Path, states) -> None:
 def test_settings_from_config() -> None:
     s = RLSettings.from_config(Config())
     assert (s.learning_rate, s.entropy_coef, s.kl_coef, s.value_coef, s.update_every) == (
-        3e-4, 0.01, 0.05, 0.5, 10)
+        3e-4, 0.02, 0.2, 0.5, 10)
     with pytest.raises(ValueError):
         RLSettings(update_every=0)

@@ -32,4 +32,5 @@ def test_bytes_are_decoded_safely():
 
 
 def test_normalize_ignores_case_punctuation_and_spacing():
-    assert normalize("Add goal:  Learn  ABOUT  asyncio!") == normalize("add goal learn about asyncio")
+    assert normalize("Add goal:  Learn  ABOUT  asyncio!") == normalize(
+        "add goal learn about asyncio")

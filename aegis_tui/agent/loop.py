@@ -44,6 +44,8 @@ MAX_CONSECUTIVE_ERRORS = 5
 MIN_PACE_WHILE_TRAINING_S = 0.005
 STATE_EVENT_INTERVAL_S = 0.1  # the dashboard repaints at ~10 Hz, more is wasted work
 METRICS_KEEP = 50_000
+QUESTIONS_KEEP = 2_000  # settled questions kept (answers live on as knowledge)
+DUPLICATES_KEEP = 1_000  # duplicate proposals kept (the original of each stays)
 TRAINING_REQUEST_META_KEY = "training_requested"
 
 
@@ -225,6 +227,7 @@ class Agent:
             self.state.save()
         if i % 1000 == 0:
             self.db.prune_metrics(METRICS_KEEP)
+            self.db.prune_resolved(QUESTIONS_KEEP, DUPLICATES_KEEP)
         events.append(IterationDone(
             iteration=i, action=decision.action.value, policy=decision.policy,
             policy_name=decision.name, reward=result.reward, success=result.success,

@@ -22,6 +22,7 @@ from typing import Any
 from aegis_tui.config import Config
 
 PHASE_META_KEY = "phase_state"
+MAX_HISTORY = 200  # phase boundaries kept for the plots
 
 
 class Phase(IntEnum):
@@ -83,12 +84,18 @@ class PhaseState:
                 setattr(state, name, value)
         if state.phase not in (1, 2, 3):
             state.phase = Phase.COLLECTION
+        state.history = [h for h in state.history if isinstance(h, dict)][-MAX_HISTORY:]
         return state
 
     def to_meta(self) -> dict[str, Any]:
         out = asdict(self)
-        out["history"] = self.history[-200:]
+        out["history"] = self.history[-MAX_HISTORY:]
         return out
+
+    def note(self, entry: dict[str, Any]) -> None:
+        """Add a phase boundary; only the newest ``MAX_HISTORY`` are kept (in memory too)."""
+        self.history.append(entry)
+        del self.history[:-MAX_HISTORY]
 
 
 class PhaseMachine:
@@ -187,7 +194,7 @@ class PhaseMachine:
         self.state.hrm_active = False
         self.state.fallbacks += 1
         self.state.hrm_retry_at = iteration + self.config.fallback_cooldown
-        self.state.history.append({"iteration": iteration, "phase": int(self.phase),
+        self.state.note({"iteration": iteration, "phase": int(self.phase),
                                    "hrm": False, "reason": reason})
 
     def should_retry_hrm(self, iteration: int) -> bool:
@@ -197,11 +204,11 @@ class PhaseMachine:
     def hrm_resumed(self, iteration: int) -> None:
         self.state.hrm_active = True
         self.state.switched_at = iteration
-        self.state.history.append({"iteration": iteration, "phase": int(self.phase),
+        self.state.note({"iteration": iteration, "phase": int(self.phase),
                                    "hrm": True, "reason": "HRM retried"})
 
     def _move(self, phase: Phase, iteration: int, reason: str) -> None:
         self.state.phase = int(phase)
-        self.state.history.append({"iteration": iteration, "phase": int(phase),
+        self.state.note({"iteration": iteration, "phase": int(phase),
                                    "hrm": self.state.hrm_active and phase is Phase.RL,
                                    "reason": reason})

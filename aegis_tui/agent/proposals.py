@@ -50,10 +50,7 @@ def draft_proposal(snapshot: StateSnapshot, settings: dict[str, int], search_gai
     others. ``proposed_before(norm)`` says whether a text was already proposed; when every
     idea was, the first one comes back, and the caller scores it as a duplicate.
     """
-    ideas = [_add_goal(snapshot), _drop_topic(snapshot), _tune(settings, search_gains)]
-    start = snapshot.improvements_proposed % len(ideas)
-    ordered = [draft for k in range(len(ideas))
-               for draft in ideas[(start + k) % len(ideas)]]
+    ordered = proposal_ideas(snapshot, settings, search_gains)
     for draft in ordered:
         if not proposed_before(draft.norm):
             return draft
@@ -62,6 +59,27 @@ def draft_proposal(snapshot: StateSnapshot, settings: dict[str, int], search_gai
     value = settings["results_per_search"]
     return ProposalDraft("set_setting", {"key": "results_per_search", "value": value},
                          f"Keep results per search at {value}")
+
+
+def proposal_ideas(snapshot: StateSnapshot, settings: dict[str, int],
+                   search_gains: list[int]) -> list[ProposalDraft]:
+    """Every change the state suggests, kinds taking turns, best first."""
+    ideas = [_add_goal(snapshot), _drop_topic(snapshot), _tune(settings, search_gains)]
+    start = snapshot.improvements_proposed % len(ideas)
+    return [draft for k in range(len(ideas)) for draft in ideas[(start + k) % len(ideas)]]
+
+
+def count_fresh_ideas(snapshot: StateSnapshot, settings: dict[str, int],
+                      search_gains: list[int], proposed_before: Callable[[str], bool],
+                      cap: int = 3) -> int:
+    """How many ideas (up to ``cap``) were never proposed: what a proposal could say now."""
+    n = 0
+    for draft in proposal_ideas(snapshot, settings, search_gains):
+        if not proposed_before(draft.norm):
+            n += 1
+            if n >= cap:
+                break
+    return n
 
 
 def _add_goal(s: StateSnapshot) -> list[ProposalDraft]:

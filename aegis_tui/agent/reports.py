@@ -9,6 +9,7 @@ dashboard shows the same text.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +46,16 @@ class Sources:
 def gather(paths: DataPaths, config: Config) -> Sources:
     db: Database | None = None
     meta: dict[str, Any] = {}
+    warnings: list[str] = []
     if paths.database.exists():
-        with contextlib.suppress(DatabaseError, Exception):
+        try:
             db = Database(paths.database, readonly=True)
             meta = db.all_meta()
+        except (DatabaseError, sqlite3.Error) as exc:
+            # The agent repairs a damaged database when it starts; a report only says so.
+            warnings.append(f"{paths.database.name} is unreadable ({exc}); the agent "
+                            "quarantines and rebuilds it on its next start")
+            db = None
     stored = meta.get(CONFIG_META_KEY)
     if isinstance(stored, dict):
         # Thresholds the running agent was started with beat this terminal's defaults.
@@ -58,7 +65,6 @@ def gather(paths: DataPaths, config: Config) -> Sources:
         with contextlib.suppress(ConfigError):
             config = apply_overrides(config, {k: v for k, v in stored.items()
                                               if k in known and k != "rewards"})
-    warnings: list[str] = []
     labels = [0] * len(ACTION_NAMES)
     knowledge = count = 0
     try:
@@ -67,7 +73,7 @@ def gather(paths: DataPaths, config: Config) -> Sources:
         for ex in scan.examples:
             labels[ex.label] += 1
             knowledge += ex.outcome.knowledge_gained
-        warnings = scan.warnings
+        warnings.extend(scan.warnings)
         if scan.corrupt_spans:
             warnings.append("the example log has damaged bytes; the agent repairs it on start")
     except (ExampleLogError, OSError) as exc:

@@ -27,6 +27,24 @@ CONFIG_META_KEY = "config"
 RUN_META_KEY = "run"
 
 
+def _resume_numbering(agent: Agent, paths: DataPaths) -> list[str]:
+    """After the database was rebuilt, go on from the example log's last iteration.
+
+    The iteration counter lives in the database; starting again from 0 would give new
+    examples the numbers of old ones, and delayed credit (keyed by iteration) would reach
+    the wrong decisions.
+    """
+    from aegis_tui.training.example_log import read_examples
+
+    last = max((ex.iteration for ex in read_examples(paths.examples).examples), default=0)
+    counters = agent.state.counters
+    if last <= counters.iteration:
+        return []
+    counters.iteration = last
+    agent.state.save()
+    return [f"iterations continue from {last}, the last one in {paths.examples.name}"]
+
+
 @dataclass(slots=True)
 class AgentRuntime:
     config: Config
@@ -88,6 +106,8 @@ class AgentRuntime:
                                        "teacher_label": label})
             agent = Agent(config=config, paths=paths, db=db, examples=examples, world=world,
                           teacher=teacher, bus=bus, teacher_label=label, stop_event=cancel)
+            if db.recovered_from is not None:
+                notices.extend(_resume_numbering(agent, paths))
         except BaseException:
             for thing in reversed(opened):
                 with contextlib.suppress(Exception):

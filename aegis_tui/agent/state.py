@@ -10,10 +10,11 @@ a policy decides from.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from aegis_tui.actions import ACTION_NAMES
+from aegis_tui.agent.proposals import count_fresh_ideas
 from aegis_tui.agent.topics import keywords, matches_goal
 from aegis_tui.config import TUNABLE_SETTINGS, Config
 from aegis_tui.snapshot import (
@@ -163,7 +164,7 @@ class AgentState:
         active_first = sorted(goals, key=lambda g: (g.completed, g.id))[:MAX_SNAPSHOT_GOALS]
         topics = self.db.topics(MAX_SNAPSHOT_TOPICS, iteration=iteration,
                                 recovery=CURIOSITY_RECOVERY)
-        return StateSnapshot(
+        snapshot = StateSnapshot(
             iteration=iteration,
             goals=tuple(GoalView(text=g.text, keywords=g.keywords,
                                  progress=round(g.progress(complete_at), 4),
@@ -188,6 +189,10 @@ class AgentState:
             iterations_since_question=iteration - c.last_question_iteration,
             last_search_gain=c.last_search_gain,
         )
+        # Part of the agent's own state: whether it has anything new to propose.
+        fresh = count_fresh_ideas(snapshot, self.settings, c.recent_search_gains,
+                                  self.db.proposal_exists)
+        return replace(snapshot, fresh_ideas=fresh)
 
 
 def knowledge_key(item: KnowledgeItem) -> str:

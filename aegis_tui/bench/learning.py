@@ -95,7 +95,8 @@ def score_policy(workdir: Path, seed: int, policy: Policy, iterations: int) -> f
     return _mean_reward(paths, 1, iterations)
 
 
-def run_rl(workdir: Path, seed: int, trained: Path, iterations: int) -> tuple[Path, int]:
+def run_rl(workdir: Path, seed: int, trained: Path, iterations: int,
+           **overrides: Any) -> tuple[Path, int]:
     """Phase 3 through the real agent from ``trained``; returns the RL checkpoint, updates."""
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -105,7 +106,7 @@ def run_rl(workdir: Path, seed: int, trained: Path, iterations: int) -> tuple[Pa
     # Straight into Phase 3 with no teacher baseline: the bench measures RL, not fall-back.
     db.set_meta(PHASE_META_KEY, PhaseState(phase=int(Phase.RL), hrm_active=True).to_meta())
     db.close()
-    config = bench_config(seed)
+    config = bench_config(seed, **overrides)
     runtime = AgentRuntime.open(config, paths, bus=EventBus(maxlen=1000),
                                 world=SimWorld(config, seed), teacher=RulesTeacher(seed))
     try:

@@ -75,7 +75,20 @@ def bench_train(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     _log(f"train_seconds {out['train_seconds']:.1f} (runs {', '.join(f'{r:.1f}' for r in runs)})")
 
 
+def _time_decisions(policy: Any, states: list[Any], n: int) -> list[float]:
+    for state in states[:3]:
+        policy.decide(state)  # warm-up
+    times = []
+    for state in states[:n]:
+        start = time.perf_counter()
+        policy.decide(state)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
 def bench_decide(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    import torch
+
     from aegis_tui.bench.learning_speed import hrm_parameter_count, measure_hrm_decide_ms
     from aegis_tui.bench.synthetic_states import synthetic_examples
     from aegis_tui.policy.lm_teacher import LMTeacher
@@ -89,16 +102,15 @@ def bench_decide(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     teacher = LMTeacher.load(str(folder), timeout_s=600, seed=0)
     try:
         states = [ex.state for ex in synthetic_examples(40, seed=5)]
-        for state in states[:3]:
-            teacher.decide(state)
-        times = []
-        for state in states[: 8 if quick else 30]:
-            start = time.perf_counter()
-            teacher.decide(state)
-            times.append((time.perf_counter() - start) * 1e3)
+        times = _time_decisions(teacher, states, 8 if quick else 30)
         out["teacher_decide_ms_p50"] = statistics.median(times)
         out["teacher_decide_ms_p95"] = percentile(times, 0.95)
         out["teacher_parameters"] = teacher.parameter_count
+        # For transparency: the teacher with every core (the agent gives it one thread).
+        torch.set_num_threads(os.cpu_count() or 1)
+        wide = _time_decisions(teacher, states, 5 if quick else 15)
+        out["teacher_decide_ms_p50_all_cores"] = statistics.median(wide)
+        torch.set_num_threads(1)
     finally:
         teacher.close()
     out["hrm_speedup_over_teacher"] = out["teacher_decide_ms_p50"] / out["hrm_decide_ms_p50"]
@@ -178,6 +190,7 @@ _ROWS = (
     ("hrm_decide_ms_p50", "HRM decide p50 (ms)", "{:.2f}"),
     ("hrm_decide_ms_p95", "HRM decide p95 (ms)", "{:.2f}"),
     ("teacher_decide_ms_p50", "GPT-2-sized teacher decide p50 (ms)", "{:.0f}"),
+    ("teacher_decide_ms_p50_all_cores", "  the same with torch on every core (ms)", "{:.0f}"),
     ("hrm_speedup_over_teacher", "HRM speed-up over the teacher (x)", "{:.0f}"),
     ("hrm_parameters", "HRM parameters", "{:,}"),
     ("teacher_parameters", "teacher parameters", "{:,}"),
@@ -221,6 +234,11 @@ def run_bench(*, json_only: bool = False, quick: bool = False, only: str | None 
         print(f"aegis-tui: error: unknown bench section(s) {', '.join(unknown)}; choose from "
               f"{', '.join(SECTIONS)}", file=sys.stderr)
         return 2
+    from aegis_tui.policy.torch_threads import limit_agent_threads
+
+    # Measure what the agent experiences: its process runs torch on one thread (see
+    # policy/torch_threads.py); the training child picks its own count.
+    limit_agent_threads()
     results: dict[str, Any] = {"machine": machine(), "quick": quick}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:

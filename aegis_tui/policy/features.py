@@ -8,7 +8,8 @@ Slots, in order (the HRM sums consecutive pairs into one position, so pairs that
 together sit next to each other; see ``HRMConfig.slots_per_position``):
 
 - ``[POLICY]`` (where the heads read the answer) with pending proposals x pending
-  questions (each capped at 3): "may I propose/ask at all" is at the readout position.
+  questions (each capped at 3) x fresh ideas (0..3, whether a proposal would say anything
+  new): "may I propose/ask at all" is at the readout position.
 - two goal words and two topic words: the first keywords of the top active goal and of the
   top curiosity topic, hashed with CRC-32 (stable across processes, unlike ``hash()``)
   into ``WORD_BUCKETS`` buckets, with a "none" id when there is no such word.
@@ -42,6 +43,7 @@ EXACT_COUNTS = 32  # 0..31 are their own tokens
 COUNT_IDS = 64  # per counter slot: 1 negative id + exact values + log buckets
 RATE_IDS = 12  # tenths 0..10 plus "never"
 PENDING_CAP = 3
+IDEAS_CAP = 3
 
 _COUNTERS = (
     "iterations_since_proposal",
@@ -70,7 +72,7 @@ def _layout() -> tuple[dict[str, int], int]:
         next_id += size
 
     take("policy", 1)
-    take("pending", (PENDING_CAP + 1) ** 2)
+    take("pending", (PENDING_CAP + 1) ** 2 * (IDEAS_CAP + 1))
     for name in ("goal_word_0", "goal_word_1", "topic_word_0", "topic_word_1"):
         take(name, WORD_BUCKETS + 1)  # + "none"
     for name in _COUNTERS:
@@ -84,7 +86,7 @@ def _layout() -> tuple[dict[str, int], int]:
 
 _START, VOCAB_SIZE = _layout()
 # Bump when the layout or the meaning of any id changes: checkpoints record it.
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 # Id ranges whose values are ordered (counters, rates without "never"): the HRM embeds
 # them as running sums so neighbouring values start alike and a threshold is learnt once.
 ORDINAL_RANGES: tuple[tuple[int, int], ...] = (
@@ -133,7 +135,8 @@ def _rate(numerator: int, denominator: int) -> int:
 
 def featurize(s: StateSnapshot) -> list[int]:
     """The snapshot as ``FEATURE_LEN`` token ids; deterministic across processes."""
-    pending = (min(max(s.pending_proposals, 0), PENDING_CAP) * (PENDING_CAP + 1)
+    pending = ((min(max(s.fresh_ideas, 0), IDEAS_CAP) * (PENDING_CAP + 1)
+                + min(max(s.pending_proposals, 0), PENDING_CAP)) * (PENDING_CAP + 1)
                + min(max(s.pending_questions, 0), PENDING_CAP))
     tokens = [POLICY_TOKEN, _START["pending"] + pending]
     goals = s.active_goals

@@ -25,9 +25,11 @@ def rule_action(s: StateSnapshot) -> Action:
     last = s.recent_actions[-1] if s.recent_actions else None
     if last == Action.WEB_SEARCH and s.last_search_gain < 0:
         return Action.IDLE  # back off after a failed search
-    # A duplicate proposal does not restart the schedule, so don't retry one straight away.
+    # Propose on a schedule, with something new to say; a duplicate does not restart the
+    # schedule, so don't retry one straight away.
     if (s.pending_proposals == 0 and s.iterations_since_proposal >= PROPOSE_AFTER_ITERATIONS
             and s.knowledge_since_proposal >= PROPOSE_MIN_FRESH_KNOWLEDGE
+            and s.fresh_ideas > 0
             and Action.PROPOSE_IMPROVEMENT not in s.recent_actions):
         return Action.PROPOSE_IMPROVEMENT
     if s.pending_questions == 0 and s.iterations_since_question >= ASK_AFTER_ITERATIONS:

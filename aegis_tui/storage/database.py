@@ -23,6 +23,7 @@ from aegis_tui.storage.atomic import quarantine
 from aegis_tui.storage.records import (
     ANSWERED,
     APPROVED,
+    DUPLICATE,
     EXPIRED,
     PENDING,
     REJECTED,
@@ -297,7 +298,7 @@ class Database:
             expr, params = "priority", []
         else:
             expr, params = self._EFFECTIVE, [iteration, max(1, recovery)]
-        sql = (f"SELECT *, {expr} AS effective FROM curiosity WHERE active=1 "  # noqa: S608
+        sql = (f"SELECT *, {expr} AS effective FROM curiosity WHERE active=1 "
                "ORDER BY effective DESC, added_at, norm")
         if limit is not None:
             sql += " LIMIT ?"
@@ -325,7 +326,7 @@ class Database:
         """Deactivate the lowest-ranked topics beyond ``keep``; returns how many went."""
         with self.transaction() as c:
             gone = c.execute(
-                f"UPDATE curiosity SET active=0 WHERE active=1 AND norm NOT IN ("  # noqa: S608
+                f"UPDATE curiosity SET active=0 WHERE active=1 AND norm NOT IN ("
                 f"SELECT norm FROM curiosity WHERE active=1 ORDER BY {self._EFFECTIVE} DESC, "
                 "added_at, norm LIMIT ?)", (iteration, max(1, recovery), keep)).rowcount
             c.execute("DELETE FROM curiosity WHERE active=0 AND norm NOT IN (SELECT norm FROM "
@@ -514,6 +515,24 @@ class Database:
         with self.transaction() as c:
             return c.execute("DELETE FROM metrics WHERE iteration <= (SELECT max(iteration) "
                              "FROM metrics) - ?", (keep,)).rowcount
+
+    def prune_resolved(self, keep_questions: int, keep_duplicates: int) -> int:
+        """Forget settled questions older than the newest ``keep_questions`` and duplicate
+        proposals beyond the newest ``keep_duplicates``, so a long run stays bounded.
+
+        Pending or uncredited records are never touched, and neither is any distinct
+        proposal (duplicate detection needs every idea ever proposed); an answer lives on
+        as the knowledge item it became. Returns how many rows went.
+        """
+        with self.transaction() as c:
+            gone = c.execute(
+                "DELETE FROM questions WHERE status != ? AND credited = 1 AND id <= "
+                "(SELECT max(id) FROM questions) - ?", (PENDING, keep_questions)).rowcount
+            gone += c.execute(
+                "DELETE FROM proposals WHERE status = ? AND credited = 1 AND id NOT IN "
+                "(SELECT id FROM proposals WHERE status = ? ORDER BY id DESC LIMIT ?)",
+                (DUPLICATE, DUPLICATE, keep_duplicates)).rowcount
+            return gone
 
     # -- training runs and RL --------------------------------------------------------------
     def start_training_run(self, examples: int, forced: bool, now: float) -> int:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis_tui.policy.features import FEATURE_VERSION
 from aegis_tui.storage.atomic import atomic_writer
 
 if TYPE_CHECKING:
@@ -176,6 +177,11 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         config = HRMConfig.from_dict(payload.get("model_config"))
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} has a bad model config: {exc}") from None
+    if config.feature_version != FEATURE_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} reads state features version {config.feature_version}, "
+            f"this aegis-tui makes version {FEATURE_VERSION}; retrain it (aegis-tui train)"
+        )
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()

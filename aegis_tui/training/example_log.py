@@ -4,7 +4,8 @@ One msgpack map per example, appended and flushed per record, ``fsync``ed every
 ``fsync_every`` records (the seed's "auto-save"). Reading is defensive:
 
 - a torn last record (the process died mid-write) is cut off with a warning and the cut
-  bytes are kept in ``quarantine/``;
+  bytes are kept in ``quarantine/``; a record that runs past the end of the file but has
+  whole records after it is damage in the middle, not a torn tail;
 - garbage in the middle quarantines a copy of the whole file, keeps every record that still
   decodes (resynchronising on the next record header after the damage) and rewrites the
   log atomically from them;
@@ -192,7 +193,6 @@ def scan_bytes(data: bytes, keep_examples: bool = True) -> ScanResult:
         u = _unpacker(len(data) - offset)
         u.feed(data[offset:] if offset else data)
         start = offset
-        damaged = False
         try:
             while True:
                 obj = u.unpack()
@@ -211,17 +211,22 @@ def scan_bytes(data: bytes, keep_examples: bool = True) -> ScanResult:
                         result.examples.append(example)
                 start = end
         except msgpack.OutOfData:
-            if start < len(data):
-                result.torn_at = start
-            break
-        except _DECODE_ERRORS:
-            damaged = True
-        if damaged:
-            nxt = _resync(data, start + 1)
-            result.corrupt_spans.append((start, nxt if nxt is not None else len(data)))
-            if nxt is None:
+            if start >= len(data):
                 break
-            offset = nxt
+            # Whole records after it mean damage in the middle (e.g. a length header that
+            # claims more bytes than the file holds), not a torn last record: cutting there
+            # would drop every good record behind it.
+            nxt = _resync(data, start + 1)
+            if nxt is None:
+                result.torn_at = start
+                break
+        except _DECODE_ERRORS:
+            nxt = _resync(data, start + 1)
+        # Only damage gets here (the loop above ends by an exception).
+        result.corrupt_spans.append((start, nxt if nxt is not None else len(data)))
+        if nxt is None:
+            break
+        offset = nxt
     return result
 
 

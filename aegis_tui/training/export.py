@@ -3,12 +3,13 @@
 Each example carries the state before the decision, the teacher's action and probabilities,
 the outcome and the reward; ``reward`` includes delayed credit (an answer, an approval)
 recorded in the agent database since the example was logged, and ``immediate_reward`` is
-what was known at decision time.
+what was known at decision time. ``metadata.warnings`` names what could not be read (damaged
+bytes, records of the wrong shape, an unreadable database); the file itself is never changed.
 """
 
 from __future__ import annotations
 
-import contextlib
+import sqlite3
 import time
 from typing import Any
 
@@ -19,21 +20,31 @@ from aegis_tui.storage.database import Database, DatabaseError
 from aegis_tui.training.example_log import FORMAT_VERSION, read_examples
 
 
-def _delayed_rewards(paths: DataPaths) -> dict[int, float]:
+def _delayed_rewards(paths: DataPaths, warnings: list[str]) -> dict[int, float]:
     if not paths.database.exists():
         return {}
-    with contextlib.suppress(DatabaseError, Exception):
+    try:
         db = Database(paths.database, readonly=True)
         try:
             return db.delayed_rewards()
         finally:
             db.close()
+    except (DatabaseError, sqlite3.Error) as exc:
+        warnings.append(f"{paths.database.name} is unreadable ({exc}); rewards are exported "
+                        "without the delayed credit it holds")
     return {}
 
 
 def export_json(paths: DataPaths) -> dict[str, Any]:
+    """The export document; raises ``ExampleLogError`` for a log from a newer aegis-tui."""
     scan = read_examples(paths.examples)
-    delayed = _delayed_rewards(paths)
+    warnings = list(scan.warnings)
+    if scan.corrupt_spans:
+        bad = sum(b - a for a, b in scan.corrupt_spans)
+        warnings.append(f"{paths.examples.name} has {bad} unreadable bytes in "
+                        f"{len(scan.corrupt_spans)} place(s); the examples there are skipped "
+                        "(the agent repairs the file on its next start)")
+    delayed = _delayed_rewards(paths, warnings)
     examples = []
     for ex in scan.examples:
         extra = delayed.get(ex.iteration, 0.0)
@@ -58,6 +69,7 @@ def export_json(paths: DataPaths) -> dict[str, Any]:
             "source": str(paths.examples),
             "total_examples": len(examples),
             "skipped_records": scan.skipped,
+            "warnings": warnings,
         },
         "examples": examples,
     }

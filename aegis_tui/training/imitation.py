@@ -17,10 +17,14 @@ directly). Choices, and why:
   agreement with the action actually logged, which the teacher's own sampling or
   exploration caps (about 96% for the rules teacher, lower for an LM sampling at
   temperature 1), so it would judge a perfect imitator by the teacher's dice.
-- **Class imbalance.** Loss weights proportional to 1/sqrt(class frequency), normalised to
+- **Class imbalance.** Loss weights proportional to 1/(class frequency)^0.25, normalised to
   mean 1 and capped at 5. Balanced sampling would show the handful of rare examples many
   times per epoch (overfitting them) and change what an epoch means; full inverse weights
   would make the model over-predict rare actions, which costs accuracy, the gate's metric.
+  The power was 0.5 at first; on sim-world data from three seeds and two training seeds
+  each, 0.25 raised the worst validation accuracy from 86% to 95% (mean 96.7% -> 98.0%):
+  with the stronger weights the rare "propose" label was predicted where the teacher
+  searched.
 - **Optimiser.** AdamW (betas 0.9/0.95, weight decay 0.01 on matrices only), a short linear
   warm-up, then cosine decay to 10%; gradient clipping at 1.0. The evaluated and saved
   weights are an exponential moving average (``ema_decay`` 0.97 per step): the one-step
@@ -73,7 +77,7 @@ class ImitationSettings:
     min_lr_ratio: float = 0.1
     label_smoothing: float = 0.05
     soft_targets: bool = True
-    class_weight_power: float = 0.5  # 0 = no weighting, 1 = inverse frequency
+    class_weight_power: float = 0.25  # 0 = no weighting, 1 = inverse frequency
     max_class_weight: float = 5.0
     value_coef: float = 0.05
     ema_decay: float = 0.97

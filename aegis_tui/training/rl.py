@@ -3,7 +3,7 @@
 The update, top to bottom (CleanRL-style, one screen in ``update``):
 
     logits, value = model(state)                    # current policy and baseline
-    advantage     = return - value                  # (detached) learned baseline
+    advantage     = (return - value) / scale        # (detached) learned baseline, scaled
     loss = -advantage * log pi(action | state)      # REINFORCE
          + value_coef * huber(value, return)        # fit the baseline
          - entropy_coef * entropy(pi)               # keep exploring
@@ -18,6 +18,11 @@ The update, top to bottom (CleanRL-style, one screen in ``update``):
 - **Pending decisions.** ``record(..., pending=True)`` holds a decision out of updates
   until ``settle`` (no more rewards will come) or until it is ``horizon`` iterations old.
   A credit that arrives after its decision was trained on is counted as late and dropped.
+- **Advantage scale.** Rewards span -2 to +11 (an approval), so raw advantages would let
+  the policy-gradient term swamp the entropy and KL terms, and the policy collapsed to one
+  action within a few hundred updates. Advantages are divided by a running standard
+  deviation of the returns (Welford), so the coefficients mean the same whatever the
+  reward table; the value head still fits raw returns.
 - **Reference policy.** A frozen copy of the imitation model (``hrm_trained.pt``); the KL
   term pulls the policy back toward it so a run of unlucky rewards cannot erase Phase 2.
 - **What moves.** By default RL trains the slow, high-level module (H) and the heads; the
@@ -57,8 +62,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class RLSettings:
     learning_rate: float = 3e-4
-    entropy_coef: float = 0.01
-    kl_coef: float = 0.05
+    entropy_coef: float = 0.02
+    kl_coef: float = 0.2
     value_coef: float = 0.5
     update_every: int = 10
     max_grad_norm: float = 1.0
@@ -67,6 +72,7 @@ class RLSettings:
     max_transitions: int = 2000
     train_low_level: bool = False
     weight_decay: float = 0.0
+    normalize_advantages: bool = True
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "max_grad_norm"):
@@ -150,6 +156,10 @@ class RLTrainer:
         self.late_credits = 0
         self.dropped = 0
         self.best_score: float | None = None
+        # Running moments of the returns (Welford), for the advantage scale.
+        self.return_count = 0
+        self.return_mean = 0.0
+        self.return_m2 = 0.0
 
     # --- collecting -------------------------------------------------------------------
 
@@ -263,6 +273,8 @@ class RLTrainer:
         log_probs = torch.log_softmax(logits, -1)
         probs = log_probs.exp()
         advantage = (returns - value).detach()
+        if s.normalize_advantages:
+            advantage = advantage / self._return_scale(batch)
         policy_loss = -(advantage * log_probs.gather(1, actions[:, None]).squeeze(1)).mean()
         value_loss = F.smooth_l1_loss(value, returns)
         entropy = -(probs * log_probs).sum(-1).mean()
@@ -281,6 +293,16 @@ class RLTrainer:
             mean_reward=float(returns.mean()), entropy=float(entropy.detach()),
             kl=float(kl.detach()), grad_norm=float(grad_norm),
         )
+
+    def _return_scale(self, batch: list[Transition]) -> float:
+        for t in batch:
+            self.return_count += 1
+            delta = t.reward - self.return_mean
+            self.return_mean += delta / self.return_count
+            self.return_m2 += delta * (t.reward - self.return_mean)
+        if self.return_count < 2:
+            return 1.0
+        return max(math.sqrt(self.return_m2 / (self.return_count - 1)), 0.1)
 
     # --- best tracking and persistence -----------------------------------------------
 
@@ -301,6 +323,7 @@ class RLTrainer:
             "late_credits": self.late_credits,
             "best_score": self.best_score,
             "seed": self.seed,
+            "returns": [float(self.return_count), self.return_mean, self.return_m2],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -311,6 +334,10 @@ class RLTrainer:
             self.late_credits = int(state.get("late_credits", 0))
             best = state.get("best_score")
             self.best_score = float(best) if best is not None else None
+            moments = state.get("returns")
+            if moments is not None:
+                count, mean, m2 = (float(v) for v in moments)
+                self.return_count, self.return_mean, self.return_m2 = int(count), mean, m2
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"RL trainer state does not fit: {exc}") from None
 

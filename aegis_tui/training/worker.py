@@ -14,7 +14,7 @@ JSON lines on stdout, one object per line:
   "train_accuracy", "elapsed_s"}``
 - ``{"type": "error", "message"}``: one line a person can act on; exit code non-zero.
 
-If the parent dies, the worker notices within a training step and exits. stdout carries
+If the parent dies, the worker notices within 0.1 s (a watchdog thread) and exits. stdout carries
 nothing else: at start the worker keeps a private copy of the stdout pipe
 for the protocol and points file descriptor 1 at stderr, so a stray ``print`` or a
 library's output lands in ``training_worker.log`` (the parent sends stderr there) instead
@@ -35,6 +35,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -127,11 +128,33 @@ def _inject_after_start(proto: _Protocol) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _watch_parent(parent: int, interval_s: float = 0.1) -> threading.Thread:
+    """Exit as soon as the agent that started this worker is gone.
+
+    ``on_step`` only runs between training steps; reading the log, featurizing and saving
+    take seconds without one, and an orphan of a killed agent must not go on writing
+    checkpoints next to the worker its restarted agent starts in the same folder.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                _log("the parent process is gone; stopping")
+                os._exit(EXIT_FAILED)
+
+    thread = threading.Thread(target=watch, name="aegis-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def run(args: argparse.Namespace, proto: _Protocol) -> int:
     from aegis_tui.paths import DataPaths
     from aegis_tui.training.example_log import ExampleLogError, read_examples
     from aegis_tui.training.imitation import ImitationError, ImitationSettings
 
+    parent = args.parent_pid or _PARENT_AT_START
+    _watch_parent(parent)
     if args.end_offset < 0:
         raise _BadInput(f"end offset must be >= 0, got {args.end_offset}")
     try:
@@ -188,8 +211,6 @@ def run(args: argparse.Namespace, proto: _Protocol) -> int:
 
     def on_checkpoint(path: Path, epoch: int) -> None:
         proto.send("checkpoint", path=str(path), epoch=epoch)
-
-    parent = args.parent_pid or _PARENT_AT_START
 
     def on_step() -> None:
         if governor is not None:

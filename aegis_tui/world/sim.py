@@ -95,7 +95,7 @@ class SimParams:
     review_delay_max: int = 15
     fresh_knowledge_for_approval: int = 6
     approve_prob_fresh: float = 0.85
-    approve_prob_stale: float = 0.1
+    approve_prob_stale: float = 0.02
 
     def __post_init__(self) -> None:
         if not 1 <= self.pool_min <= self.pool_max:
