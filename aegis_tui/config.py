@@ -68,9 +68,10 @@ class Config:
     # Phase 3: RL fine-tuning.
     rl_update_every: int = 10
     rl_learning_rate: float = 3e-4
-    rl_entropy_coef: float = 0.02
-    rl_kl_coef: float = 0.2
+    rl_entropy_coef: float = 0.005
+    rl_kl_coef: float = 0.5
     rl_value_coef: float = 0.5
+    rl_gamma: float = 0.9
     rl_checkpoint_every: int = 20
     fallback_window: int = 200
     fallback_margin: float = 0.25
@@ -113,6 +114,7 @@ _BOUNDS: dict[str, tuple[type, float | None, float | None]] = {
     "rl_entropy_coef": (float, 0, 10),
     "rl_kl_coef": (float, 0, 100),
     "rl_value_coef": (float, 0, 100),
+    "rl_gamma": (float, 0, 1),
     "rl_checkpoint_every": (int, 1, 1_000_000),
     "fallback_window": (int, 10, 1_000_000),
     "fallback_margin": (float, 0, 10),

@@ -14,6 +14,7 @@ from aegis_tui.policy.features import (
     ORDINAL_RANGES,
     SLOT_NAMES,
     VOCAB_SIZE,
+    action_mask,
     count_bucket,
     describe_count_bucket,
     featurize,
@@ -95,6 +96,14 @@ def test_recent_actions_padded_oldest_first() -> None:
     assert len(set(actions[:9]) & set(featurize(_state(recent_actions=()))[-10:])) == 9
     longer = featurize(_state(recent_actions=("web_search",) * 9 + ("ask_human",)))
     assert longer[-1] == tokens[-1]  # the newest action is always the last slot
+
+
+@pytest.mark.parametrize("pending", [0, 1, 3, 9])
+def test_proposing_is_unavailable_only_without_a_fresh_idea(pending: int) -> None:
+    for fresh in range(5):
+        tokens = featurize(_state(fresh_ideas=fresh, pending_proposals=pending,
+                                  pending_questions=pending))
+        assert action_mask(tokens) == (True, True, fresh > 0, True), (fresh, pending)
 
 
 def test_pending_and_rates() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,9 @@ def _target_prob(model, states) -> float:
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_reward_moves_probability_of_the_rewarded_action(states, sign: float) -> None:
-    trainer = _trainer(RLSettings(learning_rate=3e-3, entropy_coef=0.0, kl_coef=0.0))
+    # gamma=0 (a bandit) so the test sees the policy gradient alone, one update per round.
+    trainer = _trainer(RLSettings(learning_rate=3e-3, entropy_coef=0.0, kl_coef=0.0,
+                                  gamma=0.0))
     policy = HRMPolicy(trainer.model, seed=1)
     before = _target_prob(trainer.model, states)
     iteration = 0
@@ -92,7 +95,7 @@ def test_kl_term_keeps_policy_near_reference(states) -> None:
 
 
 def test_delayed_credit_reaches_the_right_decision(states) -> None:
-    trainer = _trainer(RLSettings(update_every=3))
+    trainer = _trainer(RLSettings(update_every=3, gamma=0.0))
     tokens = featurize(states[0])
     trainer.record(5, tokens, TARGET, 0.5, pending=True)
     for i in (6, 7, 8):
@@ -111,7 +114,7 @@ def test_delayed_credit_reaches_the_right_decision(states) -> None:
 
 
 def test_pending_decisions_settle_after_the_horizon(states) -> None:
-    trainer = _trainer(RLSettings(horizon=3))
+    trainer = _trainer(RLSettings(horizon=3, gamma=0.0))
     trainer.record(1, featurize(states[1]), 0, 2.0, pending=True)
     trainer.record(3, featurize(states[3]), 0, 0.0, pending=True)
     assert trainer.update() is None and trainer.pending_count() == 2
@@ -122,7 +125,7 @@ def test_pending_decisions_settle_after_the_horizon(states) -> None:
 
 
 def test_record_validates_input(states) -> None:
-    trainer = _trainer(RLSettings())
+    trainer = _trainer(RLSettings(gamma=0.0))
     with pytest.raises(ValueError):
         trainer.record(0, [1, 2, 3], 0, 0.0)
     with pytest.raises(ValueError):
@@ -134,7 +137,7 @@ def test_record_validates_input(states) -> None:
 
 
 def test_carry_path_equals_full_path_and_only_high_level_moves(states) -> None:
-    a, b = _trainer(RLSettings()), _trainer(RLSettings())
+    a, b = _trainer(RLSettings(gamma=0.0)), _trainer(RLSettings(gamma=0.0))
     frozen = {n: p.detach().clone() for n, p in a.model.named_parameters()}
     policy = HRMPolicy(a.model, seed=0)
     for i, state in enumerate(states[:10]):
@@ -152,7 +155,7 @@ def test_carry_path_equals_full_path_and_only_high_level_moves(states) -> None:
 
 
 def test_state_round_trip(tmp_path: Path, states) -> None:
-    settings = RLSettings(learning_rate=1e-3)
+    settings = RLSettings(learning_rate=1e-3, gamma=0.0)
     trainer = _trainer(settings)
     for i, state in enumerate(states[:10]):
         trainer.record(i, featurize(state), i % 4, float(i))
@@ -177,9 +180,64 @@ def test_state_round_trip(tmp_path: Path, states) -> None:
         RLTrainer.resume(path, trainer.reference, settings)
 
 
+def test_n_step_returns_discount_successors_and_bootstrap(states) -> None:
+    trainer = _trainer(RLSettings(gamma=0.5, n_step=2, update_every=1))
+    for i, (reward, value) in enumerate([(1.0, 0.0), (2.0, 4.0), (0.0, 8.0)]):
+        trainer.record(i, featurize(states[i]), 0, reward, value=value)
+    stats = trainer.update()
+    # Only decision 0 has its two successors: 1 + 0.5 * 2 + 0.25 * V(s_2) = 1 + 1 + 2.
+    assert stats is not None and stats.transitions == 1
+    assert stats.mean_return == pytest.approx(4.0) and stats.mean_reward == 1.0
+    assert trainer.update() is None  # 1 and 2 wait for their successors
+
+
+def test_a_pending_successor_holds_its_predecessors_back(states) -> None:
+    trainer = _trainer(RLSettings(gamma=0.5, n_step=2, update_every=1))
+    trainer.record(0, featurize(states[0]), 0, 1.0, value=0.0)
+    trainer.record(1, featurize(states[1]), 1, 0.0, pending=True, value=0.0)
+    trainer.record(2, featurize(states[2]), 0, 0.0, value=0.0)
+    trainer.record(3, featurize(states[3]), 0, 0.0, value=2.0)
+    assert trainer.ready_count() == 0  # 0 needs 1's outcome; 2 has one successor only
+    assert trainer.credit(1, 10.0)
+    trainer.settle(1)
+    stats = trainer.update()
+    # 0: 1 + 0.5 * 10 + 0.25 * 0;  1: 10 + 0.5 * 0 + 0.25 * V(s_3) = 10.5.
+    assert stats is not None and stats.transitions == 2
+    assert stats.mean_return == pytest.approx((6.0 + 10.5) / 2)
+
+
+def test_the_buffer_keeps_only_what_returns_still_need(states) -> None:
+    trainer = _trainer(RLSettings(n_step=3, update_every=10))
+    for i in range(200):
+        trainer.record(i, featurize(states[i % len(states)]), i % 4, 1.0, value=0.0)
+        trainer.maybe_update()
+    # Every tenth decision triggers an update of those with three successors by then.
+    assert trainer.updates == 20
+    # Untrained decisions, plus the n_step trained ones before them.
+    assert len(trainer._transitions) <= 10 + 3
+    assert trainer.dropped == 0
+
+
+def test_an_unavailable_action_is_never_sampled_nor_trained_toward(states) -> None:
+    # A model that wants to propose, in states where proposing could only repeat an idea.
+    trainer = _trainer(RLSettings(gamma=0.0, learning_rate=3e-3), bias=[0.0, 0.0, 9.0, 0.0])
+    policy = HRMPolicy(trainer.model, seed=3)
+    stale = [replace(s, fresh_ideas=0) for s in states[:10]]
+    for i, state in enumerate(stale * 3):
+        decision = policy.decide(state)
+        assert decision.action is not Action.PROPOSE_IMPROVEMENT
+        assert decision.probs[Action.PROPOSE_IMPROVEMENT.index] == 0.0
+        trainer.record(i, policy.last_tokens, decision.action.index, 1.0,
+                       carry=policy.last_carry)
+    stats = trainer.update()
+    assert stats is not None and torch.isfinite(torch.tensor([stats.loss, stats.kl])).all()
+    fresh = [replace(s, fresh_ideas=2) for s in states[:10]]
+    assert policy.decide(fresh[0]).probs[Action.PROPOSE_IMPROVEMENT.index] > 0.5
+
+
 def test_settings_from_config() -> None:
     s = RLSettings.from_config(Config())
     assert (s.learning_rate, s.entropy_coef, s.kl_coef, s.value_coef, s.update_every) == (
-        3e-4, 0.02, 0.2, 0.5, 10)
+        3e-4, 0.005, 0.5, 0.5, 10)
     with pytest.raises(ValueError):
         RLSettings(update_every=0)

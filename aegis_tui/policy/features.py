@@ -167,6 +167,18 @@ def featurize(s: StateSnapshot) -> list[int]:
     return tokens
 
 
+def action_mask(tokens: Sequence[int]) -> tuple[bool, ...]:
+    """Which actions can do anything in the state these feature ids describe (in ACTIONS order).
+
+    Proposing with no fresh idea can only restate an earlier proposal (see
+    ``agent/proposals.py``): a certain duplicate, so the HRM never samples it. Every other
+    action is always available. The rules teacher follows the same rule.
+    """
+    pending = tokens[1] - _START["pending"]
+    fresh = pending // (PENDING_CAP + 1) ** 2
+    return tuple(not (name == "propose_improvement" and fresh == 0) for name in ACTION_NAMES)
+
+
 def featurize_batch(snapshots: Sequence[StateSnapshot]) -> torch.Tensor:
     """A ``LongTensor[len(snapshots), FEATURE_LEN]`` of token ids."""
     import torch
@@ -206,6 +218,7 @@ __all__ = [
     "POLICY_TOKEN",
     "SLOT_NAMES",
     "VOCAB_SIZE",
+    "action_mask",
     "count_bucket",
     "describe_count_bucket",
     "featurize",

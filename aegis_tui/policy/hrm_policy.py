@@ -2,7 +2,11 @@
 
 ``decide`` featurizes the snapshot, runs the model once in inference mode, turns the
 logits into probabilities and samples the action with a seeded ``random.Random`` (or takes
-the argmax with ``sample=False``); ``Decision.value`` is the value head's estimate.
+the argmax with ``sample=False``); ``Decision.value`` is the value head's estimate. An
+action that cannot do anything in the state (``features.action_mask``: a proposal with no
+fresh idea, a certain duplicate) gets probability zero. Imitation learns from the teacher
+unmasked; deciding and RL share the mask (``masked_logits``), so the policy-gradient and KL
+terms see the distribution the action was really drawn from.
 
 For RL the policy keeps what the last decision saw: ``last_tokens`` (the feature ids) and
 ``last_carry`` (the HRM's hidden state before its final, differentiated step). The agent
@@ -18,11 +22,20 @@ from typing import TYPE_CHECKING
 
 from aegis_tui.actions import ACTIONS
 from aegis_tui.policy.base import Decision
-from aegis_tui.policy.features import featurize
+from aegis_tui.policy.features import action_mask, featurize
 from aegis_tui.snapshot import StateSnapshot
 
 if TYPE_CHECKING:
+    import torch
+
     from aegis_tui.policy.hrm import HRM, Carry
+
+MASKED_LOGIT = -1e9  # not -inf: 0 * log(0) terms in the entropy and KL stay finite
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``logits`` with the unavailable actions (``mask`` False) pushed to probability zero."""
+    return logits.masked_fill(~mask, MASKED_LOGIT)
 
 
 class HRMPolicy:
@@ -52,7 +65,8 @@ class HRMPolicy:
             logits, value, carry = self.model.forward_with_carry(
                 torch.tensor([tokens], dtype=torch.long)
             )
-            probs_t = torch.softmax(logits[0].double(), dim=-1)
+            mask = torch.tensor(action_mask(tokens), dtype=torch.bool)
+            probs_t = torch.softmax(masked_logits(logits[0], mask).double(), dim=-1)
         probs = tuple(float(p) for p in probs_t.tolist())
         if self.sample:
             index = self._rng.choices(range(len(ACTIONS)), weights=probs)[0]

@@ -29,8 +29,10 @@ directly). Choices, and why:
   warm-up, then cosine decay to 10%; gradient clipping at 1.0. The evaluated and saved
   weights are an exponential moving average (``ema_decay`` 0.97 per step): the one-step
   gradient makes raw weights swing from epoch to epoch, the average does not.
-- **Value head.** Also fitted (Huber loss, weight ``value_coef``) to the reward each logged
-  decision earned, so RL starts with a sensible baseline instead of zero.
+- **Value head.** Also fitted (Huber loss, weight ``value_coef``) to the teacher's
+  discounted return from each logged decision (``value_gamma`` over the next
+  ``value_n_step`` consecutive decisions: the target RL's n-step returns use), so RL
+  starts with a sensible baseline instead of zero.
 - **Checkpoints.** ``hrm_epoch_{N}.pt`` every ``checkpoint_every`` epochs (and the last),
   and ``output`` (``hrm_trained.pt`` by default) written once, at the very end, from the
   epoch with the best validation accuracy (the later one on ties): that is the model whose
@@ -80,6 +82,8 @@ class ImitationSettings:
     class_weight_power: float = 0.25  # 0 = no weighting, 1 = inverse frequency
     max_class_weight: float = 5.0
     value_coef: float = 0.05
+    value_gamma: float = 0.9
+    value_n_step: int = 10
     ema_decay: float = 0.97
     max_grad_norm: float = 1.0
     min_examples: int = 20
@@ -99,6 +103,8 @@ class ImitationSettings:
             ("class_weight_power", 0 <= self.class_weight_power <= 1),
             ("max_class_weight", self.max_class_weight >= 1),
             ("value_coef", 0 <= self.value_coef <= 100),
+            ("value_gamma", 0 <= self.value_gamma <= 1),
+            ("value_n_step", 1 <= self.value_n_step <= 1000),
             ("ema_decay", 0 <= self.ema_decay < 1),
             ("max_grad_norm", self.max_grad_norm > 0),
             ("min_examples", self.min_examples >= 2),
@@ -116,6 +122,7 @@ class ImitationSettings:
             batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             val_fraction=config.val_fraction,
+            value_gamma=config.rl_gamma,
         )
         return replace(base, **overrides)
 
@@ -195,7 +202,27 @@ class _Data:
     rewards: torch.Tensor
 
 
-def _tensors(examples: Sequence[Example]) -> _Data:
+def discounted_returns(examples: Sequence[Example], gamma: float, n_step: int) -> list[float]:
+    """Each example's reward plus the discounted rewards of the next ``n_step - 1``.
+
+    Only consecutive iterations count (a gap is a restart or the HRM deciding), so a return
+    never mixes in decisions that did not follow from this one.
+    """
+    returns = []
+    for i, ex in enumerate(examples):
+        total, discount = ex.reward, 1.0
+        previous = ex.iteration
+        for nxt in examples[i + 1:i + n_step]:
+            if nxt.iteration != previous + 1:
+                break
+            discount *= gamma
+            total += discount * nxt.reward
+            previous = nxt.iteration
+        returns.append(total)
+    return returns
+
+
+def _tensors(examples: Sequence[Example], gamma: float = 0.0, n_step: int = 1) -> _Data:
     import torch
     import torch.nn.functional as F
 
@@ -212,7 +239,7 @@ def _tensors(examples: Sequence[Example]) -> _Data:
         labels=labels,
         choice=probs.argmax(-1),
         probs=probs,
-        rewards=torch.tensor([ex.reward for ex in examples], dtype=torch.float32),
+        rewards=torch.tensor(discounted_returns(examples, gamma, n_step), dtype=torch.float32),
     )
 
 
@@ -332,7 +359,7 @@ def train_imitation(
         raise ImitationError(
             f"need at least {settings.min_examples} examples to train, got {len(examples)}"
         )
-    data = _tensors(examples)
+    data = _tensors(examples, settings.value_gamma, settings.value_n_step)
     train_idx, val_idx = stratified_split(data.labels.tolist(), settings.val_fraction, seed)
     if not val_idx or not train_idx:
         raise ImitationError("too few examples to hold out a validation set")

@@ -12,12 +12,20 @@ The update, top to bottom (CleanRL-style, one screen in ``update``):
 
 - **Returns.** Each decision is credited with the rewards its own outcome earns,
   including delayed ones (an answer or an approval arriving iterations later, passed to
-  ``credit``); the agent already attributes every reward to the decision that caused it,
-  so a per-decision return (a contextual bandit, no discounting across decisions) is the
-  right target and needs no waiting for later decisions.
+  ``credit``). That alone is a contextual bandit, and it was not enough: what an action
+  does to the *next* decisions is invisible to it. On the sim world a proposal earns its
+  +1 at once, but it spends the fresh knowledge the next proposal needs for an approval;
+  a myopic learner proposed ever more often, ran out of ideas, and (frozen) got stuck
+  proposing duplicates. So the target is the n-step return
+  ``G_t = r_t + gamma r_{t+1} + ... + gamma^{n-1} r_{t+n-1} + gamma^n V(s_{t+n})``
+  (``gamma`` 0.9, ``n_step`` 10), bootstrapped from the value the policy estimated when
+  it made decision ``t+n``. ``gamma=0`` gives back the bandit.
 - **Pending decisions.** ``record(..., pending=True)`` holds a decision out of updates
-  until ``settle`` (no more rewards will come) or until it is ``horizon`` iterations old.
-  A credit that arrives after its decision was trained on is counted as late and dropped.
+  until ``settle`` (no more rewards will come) or until it is ``horizon`` iterations old;
+  a decision also waits until its ``n_step`` successors are settled (or old), so their
+  delayed rewards are in its return. Trained decisions stay in the buffer while a
+  predecessor still needs their reward. A credit that arrives after its decision was
+  trained on still counts in its predecessors' returns, and is counted as late.
 - **Advantage scale.** Rewards span -2 to +11 (an approval), so raw advantages would let
   the policy-gradient term swamp the entropy and KL terms, and the policy collapsed to one
   action within a few hundred updates. Advantages are divided by a running standard
@@ -34,6 +42,9 @@ The update, top to bottom (CleanRL-style, one screen in ``update``):
   hidden state computed at decision time (at most one update old). Without a carry the
   update runs the whole model (measured on the 2-core dev box, ten decisions: ~4 ms
   from carries, ~11 ms without, ~18 ms with L and the embeddings trainable too).
+- **Unavailable actions.** Decisions carry the policy's action mask
+  (``features.action_mask``); the update and the reference log-probabilities mask the
+  same actions, so the gradient is that of the distribution the action was drawn from.
 - **Reference log-probabilities** are computed once per decision, in ``record`` (one
   B=1 inference pass of the frozen model), and kept with the transition.
 - **Persistence.** ``save``/``RLTrainer.resume`` write and read ``hrm_rl.pt`` (model,
@@ -62,8 +73,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class RLSettings:
     learning_rate: float = 3e-4
-    entropy_coef: float = 0.02
-    kl_coef: float = 0.2
+    entropy_coef: float = 0.005
+    kl_coef: float = 0.5
     value_coef: float = 0.5
     update_every: int = 10
     max_grad_norm: float = 1.0
@@ -73,6 +84,8 @@ class RLSettings:
     train_low_level: bool = False
     weight_decay: float = 0.0
     normalize_advantages: bool = True
+    gamma: float = 0.9
+    n_step: int = 10
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "max_grad_norm"):
@@ -81,7 +94,9 @@ class RLSettings:
         for name in ("entropy_coef", "kl_coef", "value_coef", "weight_decay"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"RL setting {name} must not be negative")
-        for name in ("update_every", "horizon", "max_batch", "max_transitions"):
+        if not 0 <= self.gamma <= 1:
+            raise ValueError("RL setting gamma must be between 0 and 1")
+        for name in ("update_every", "horizon", "max_batch", "max_transitions", "n_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RL setting {name} must be at least 1")
 
@@ -93,6 +108,7 @@ class RLSettings:
             kl_coef=config.rl_kl_coef,
             value_coef=config.rl_value_coef,
             update_every=config.rl_update_every,
+            gamma=config.rl_gamma,
         )
         return replace(base, **overrides)
 
@@ -104,7 +120,8 @@ class RLStats:
     loss: float
     policy_loss: float
     value_loss: float
-    mean_reward: float
+    mean_reward: float  # the decisions' own rewards
+    mean_return: float  # their n-step returns (the policy-gradient target)
     entropy: float
     kl: float
     grad_norm: float
@@ -119,6 +136,9 @@ class Transition:
     pending: bool
     carry: Carry | None
     ref_log_probs: torch.Tensor | None = None
+    value: float | None = None  # the value head's estimate at decision time (bootstrap)
+    mask: torch.Tensor | None = None  # BoolTensor[n_actions]: the actions it could take
+    trained: bool = False
 
 
 class RLTrainer:
@@ -164,14 +184,17 @@ class RLTrainer:
     # --- collecting -------------------------------------------------------------------
 
     def record(self, iteration: int, state: Sequence[int] | StateSnapshot, action_index: int,
-               reward: float, pending: bool = False, *, carry: Carry | None = None) -> None:
+               reward: float, pending: bool = False, *, carry: Carry | None = None,
+               value: float | None = None) -> None:
         """Add one decision: its state (feature ids or a snapshot), action and reward so far.
 
         ``pending=True``: more reward may arrive via ``credit``; it is not trained on until
         ``settle`` or until it is ``horizon`` iterations old. ``carry`` is the policy's
-        ``last_carry`` for this decision (optional; it makes the update cheaper).
+        ``last_carry`` for this decision (optional; it makes the update cheaper); ``value``
+        its value estimate (optional; without it the bootstrap is computed at update time).
         """
-        from aegis_tui.policy.features import FEATURE_LEN, featurize
+        from aegis_tui.policy.features import FEATURE_LEN, action_mask, featurize
+        from aegis_tui.policy.hrm_policy import masked_logits
 
         torch = self._torch
         tokens = featurize(state) if isinstance(state, StateSnapshot) else list(state)
@@ -181,33 +204,41 @@ class RLTrainer:
             raise ValueError(f"action index {action_index} out of range")
         if not math.isfinite(reward):
             raise ValueError("reward must be finite")
+        mask = torch.tensor(action_mask(tokens), dtype=torch.bool)
+        # A decision made without the mask (another policy, a test) keeps its action possible.
+        mask[action_index] = True
         with torch.inference_mode():
             ref_logits, _ = self.reference(torch.tensor([tokens], dtype=torch.long))
-            ref_log_probs = torch.log_softmax(ref_logits[0], -1).clone()
+            ref_log_probs = torch.log_softmax(masked_logits(ref_logits[0], mask), -1).clone()
         if iteration in self._transitions:
             del self._transitions[iteration]
         self._transitions[iteration] = Transition(
             iteration=iteration, tokens=torch.tensor(tokens, dtype=torch.long),
             action=action_index, reward=float(reward),
             pending=pending, carry=carry, ref_log_probs=ref_log_probs,
+            value=float(value) if value is not None and math.isfinite(value) else None,
+            mask=mask,
         )
         self.latest_iteration = max(self.latest_iteration, iteration)
         self.decisions_since_update += 1
         while len(self._transitions) > self.settings.max_transitions:
-            self._transitions.popitem(last=False)
-            self.dropped += 1
+            _, oldest = self._transitions.popitem(last=False)
+            self.dropped += not oldest.trained
 
     def credit(self, iteration: int, reward: float) -> bool:
         """Add a delayed reward to the decision made at ``iteration``.
 
         Returns False (and counts ``late_credits``) when that decision is unknown or was
-        already trained on.
+        already trained on (its reward still counts in the returns of decisions before it).
         """
         transition = self._transitions.get(iteration)
         if transition is None or not math.isfinite(reward):
             self.late_credits += 1
             return False
         transition.reward += float(reward)
+        if transition.trained:
+            self.late_credits += 1
+            return False
         return True
 
     def settle(self, iteration: int) -> None:
@@ -217,22 +248,63 @@ class RLTrainer:
             transition.pending = False
 
     def pending_count(self) -> int:
-        return sum(1 for t in self._transitions.values() if t.pending)
+        return sum(1 for t in self._transitions.values() if t.pending and not t.trained)
 
     def ready_count(self) -> int:
-        return len(self._ready(peek=True))
+        return len(self._ready(peek=True)[0])
 
-    def _ready(self, peek: bool = False) -> list[Transition]:
+    def _ready(self, peek: bool = False) -> tuple[list[Transition], list[list[Transition]]]:
+        """The decisions that may be trained on now, and for each its ``n_step`` successors.
+
+        A decision is ready when it and its successors are settled and all ``n_step``
+        successors exist, or when it is ``horizon`` iterations old (then whatever is known
+        is used; a decision older than that gets no more rewards).
+        """
         cutoff = self.latest_iteration - self.settings.horizon
-        ready = []
-        for t in self._transitions.values():
-            if t.pending and t.iteration <= cutoff and not peek:
+        n = self.settings.n_step if self.settings.gamma > 0 else 0
+        order = list(self._transitions.values())
+        ready: list[Transition] = []
+        successors: list[list[Transition]] = []
+        for k, t in enumerate(order):
+            if t.trained:
+                continue
+            old = t.iteration <= cutoff
+            if t.pending and old and not peek:
                 t.pending = False
-            if not t.pending or t.iteration <= cutoff:
+            after = order[k + 1:k + 1 + n]
+            settled = not t.pending and len(after) == n \
+                and not any(s.pending and s.iteration > cutoff for s in after)
+            if old or settled:
                 ready.append(t)
+                successors.append(after)
             if len(ready) == self.settings.max_batch:
                 break
-        return ready
+        return ready, successors
+
+    def _returns(self, batch: list[Transition], successors: list[list[Transition]],
+                 values_now: list[float]) -> list[float]:
+        """n-step returns, bootstrapped from the value estimate of the state n steps on."""
+        gamma = self.settings.gamma
+        returns = []
+        for t, after, fallback in zip(batch, successors, values_now, strict=True):
+            total, discount = t.reward, 1.0
+            for s in after[:-1] if len(after) == self.settings.n_step else after:
+                discount *= gamma
+                total += discount * s.reward
+            if gamma > 0 and len(after) == self.settings.n_step:
+                last = after[-1]
+                discount *= gamma
+                total += discount * (last.value if last.value is not None else fallback)
+            returns.append(total)
+        return returns
+
+    def _prune(self) -> None:
+        """Drop trained decisions no untrained one still needs as a successor."""
+        n = self.settings.n_step
+        order = list(self._transitions.values())
+        first_open = next((k for k, t in enumerate(order) if not t.trained), len(order))
+        for t in order[:max(0, first_open - n)]:
+            del self._transitions[t.iteration]
 
     # --- updating ---------------------------------------------------------------------
 
@@ -244,20 +316,20 @@ class RLTrainer:
 
     def update(self) -> RLStats | None:
         """One policy-gradient step on the settled decisions not yet trained on (if any)."""
+        from aegis_tui.policy.hrm_policy import masked_logits
         from aegis_tui.training.imitation import clip_grad_norm
 
         torch = self._torch
         F = torch.nn.functional
-        batch = self._ready()
+        batch, successors = self._ready()
         if not batch:
             return None
         for t in batch:
-            del self._transitions[t.iteration]
+            t.trained = True
         self.decisions_since_update = 0
         s = self.settings
         tokens = torch.stack([t.tokens for t in batch])
         actions = torch.tensor([t.action for t in batch], dtype=torch.long)
-        returns = torch.tensor([t.reward for t in batch], dtype=torch.float32)
         ref_log_probs = torch.stack([t.ref_log_probs for t in batch])  # type: ignore[misc]
 
         self.model.train()
@@ -270,11 +342,17 @@ class RLTrainer:
                                                   low_level=s.train_low_level)
         else:
             logits, value = self.model(tokens)
-        log_probs = torch.log_softmax(logits, -1)
+        # A successor recorded without a value estimate bootstraps from this
+        # decision's own current estimate (the nearest one at hand).
+        returns = torch.tensor(self._returns(batch, successors, value.detach().tolist()),
+                               dtype=torch.float32)
+        self._prune()
+        masks = torch.stack([t.mask for t in batch])  # type: ignore[misc]
+        log_probs = torch.log_softmax(masked_logits(logits, masks), -1)
         probs = log_probs.exp()
         advantage = (returns - value).detach()
         if s.normalize_advantages:
-            advantage = advantage / self._return_scale(batch)
+            advantage = advantage / self._return_scale(returns.tolist())
         policy_loss = -(advantage * log_probs.gather(1, actions[:, None]).squeeze(1)).mean()
         value_loss = F.smooth_l1_loss(value, returns)
         entropy = -(probs * log_probs).sum(-1).mean()
@@ -290,16 +368,17 @@ class RLTrainer:
         return RLStats(
             update=self.updates, transitions=len(batch), loss=float(loss.detach()),
             policy_loss=float(policy_loss.detach()), value_loss=float(value_loss.detach()),
-            mean_reward=float(returns.mean()), entropy=float(entropy.detach()),
+            mean_reward=sum(t.reward for t in batch) / len(batch),
+            mean_return=float(returns.mean()), entropy=float(entropy.detach()),
             kl=float(kl.detach()), grad_norm=float(grad_norm),
         )
 
-    def _return_scale(self, batch: list[Transition]) -> float:
-        for t in batch:
+    def _return_scale(self, returns: list[float]) -> float:
+        for g in returns:
             self.return_count += 1
-            delta = t.reward - self.return_mean
+            delta = g - self.return_mean
             self.return_mean += delta / self.return_count
-            self.return_m2 += delta * (t.reward - self.return_mean)
+            self.return_m2 += delta * (g - self.return_mean)
         if self.return_count < 2:
             return 1.0
         return max(math.sqrt(self.return_m2 / (self.return_count - 1)), 0.1)

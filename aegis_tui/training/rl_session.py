@@ -80,7 +80,7 @@ class RLSession:
         """Add the decision just made by ``policy`` (its features and hidden state reused)."""
         tokens: Any = self.policy.last_tokens if self.policy.last_tokens else snapshot
         self.trainer.record(iteration, tokens, decision.action.index, reward, pending,
-                            carry=self.policy.last_carry)
+                            carry=self.policy.last_carry, value=decision.value)
 
     def credit(self, iteration: int, reward: float) -> None:
         """A delayed outcome arrived: add its reward; nothing more will come for it."""
