@@ -20,6 +20,7 @@ from aegis_tui.training.imitation import (
     ImitationError,
     ImitationSettings,
     class_weights,
+    discounted_returns,
     stratified_split,
     train_imitation,
 )
@@ -180,3 +181,14 @@ def test_adamw_matches_torch_and_round_trips(fused: bool) -> None:
         assert torch.allclose(a, b, atol=1e-6)
     with pytest.raises(ValueError):
         AdamW([torch.zeros(3, requires_grad=True)], lr=1.0).load_state_dict(opt.state_dict())
+
+
+def test_value_targets_are_discounted_returns_that_stop_at_a_gap() -> None:
+    base = synthetic_examples(5, seed=3)
+    iterations, rewards = [1, 2, 3, 7, 8], [1.0, 2.0, 4.0, 8.0, 16.0]
+    examples = [replace(ex, iteration=i, reward=r)
+                for ex, i, r in zip(base, iterations, rewards, strict=True)]
+    returns = discounted_returns(examples, gamma=0.5, n_step=3)
+    # 1 + .5*2 + .25*4; 2 + .5*4 (7 does not follow 3); 4; 8 + .5*16; 16.
+    assert returns == [3.0, 4.0, 4.0, 16.0, 16.0]
+    assert discounted_returns(examples, gamma=0.9, n_step=1) == rewards
