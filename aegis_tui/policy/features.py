@@ -174,7 +174,7 @@ def action_mask(tokens: Sequence[int]) -> tuple[bool, ...]:
     ``agent/proposals.py``): a certain duplicate, so the HRM never samples it. Every other
     action is always available. The rules teacher follows the same rule.
     """
-    pending = tokens[1] - _START["pending"]
+    pending = tokens[SLOT_NAMES.index("pending")] - _START["pending"]
     fresh = pending // (PENDING_CAP + 1) ** 2
     return tuple(not (name == "propose_improvement" and fresh == 0) for name in ACTION_NAMES)
 
