@@ -1,14 +1,12 @@
 """Shared fixtures for the LM teacher tests: a tiny local GPT-2 built once, and no network.
 
 Import the fixtures you use from this module (``from lm_fixtures import tiny_lm_dir``); the
-model is built once per test session however many modules import it. Importing
-``one_torch_thread`` (autouse) into a module applies it to that module's tests.
+model is built once per test session however many modules import it.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,21 +22,6 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "tiny" not in _built:
         _built["tiny"] = build_local_gpt2(tmp_path_factory.mktemp("lm") / "tiny-gpt2", seed=0)
     return _built["tiny"]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Run torch on one thread in these tests (restored after each).
-
-    On a busy 2-core CI machine torch's default of one thread per core makes small-model
-    passes wait on each other: medians measured 20x slower than with one thread.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class NetworkBlocked(OSError):

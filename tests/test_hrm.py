@@ -14,14 +14,7 @@ from aegis_tui.policy.hrm import HRM, HRMBlock, HRMConfig, build_model, trunc_no
 SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Small matrices gain little from a second thread, and on a shared 2-core runner two
-    # busy OpenMP threads can slow each other down many times over.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

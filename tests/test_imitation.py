@@ -29,14 +29,7 @@ SMALL = HRMConfig(d_model=96, n_heads=2, expansion=2.0)
 FAST = ImitationSettings(epochs=15, checkpoint_every=5, learning_rate=4e-3, model=SMALL)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Small matrices gain little from a second thread, and on a shared 2-core runner two
-    # busy OpenMP threads can slow each other down many times over.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

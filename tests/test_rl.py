@@ -22,12 +22,7 @@ SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
 TARGET = Action.ASK_HUMAN.index
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from lm_fixtures import empty_hf_cache, no_network, one_torch_thread, tiny_lm_dir  # noqa: F401
+from lm_fixtures import empty_hf_cache, no_network, tiny_lm_dir  # noqa: F401
 
 from aegis_tui.actions import ACTIONS
 from aegis_tui.config import Config
@@ -15,6 +15,8 @@ from aegis_tui.policy.lm_teacher import LMTeacher, TeacherLoadError
 from aegis_tui.policy.rules_teacher import RulesTeacher
 from aegis_tui.policy.teacher import RULES_NOTICE, make_teacher, teacher_label
 from aegis_tui.snapshot import StateSnapshot
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_rules() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lm_fixtures import empty_hf_cache, no_network, one_torch_thread, tiny_lm_dir  # noqa: F401
+from lm_fixtures import empty_hf_cache, no_network, tiny_lm_dir  # noqa: F401
 
 from aegis_tui.actions import ACTIONS
 from aegis_tui.policy import lm_teacher
@@ -19,6 +19,8 @@ from aegis_tui.policy.lm_teacher import LMTeacher, TeacherLoadError, short_name
 from aegis_tui.policy.local_lm import build_local_gpt2
 from aegis_tui.policy.prompt import CUE
 from aegis_tui.snapshot import MAX_SNAPSHOT_GOALS, GoalView, StateSnapshot, TopicView
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TIMEOUT_S = 120.0
 
