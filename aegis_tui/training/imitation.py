@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 from aegis_tui.actions import ACTIONS
 from aegis_tui.policy.hrm_config import HRMConfig
 from aegis_tui.training.example_log import Example
+from aegis_tui.training.rl import RETURN_STEPS
 
 if TYPE_CHECKING:
     import torch
@@ -83,7 +84,7 @@ class ImitationSettings:
     max_class_weight: float = 5.0
     value_coef: float = 0.05
     value_gamma: float = 0.9
-    value_n_step: int = 10
+    value_n_step: int = RETURN_STEPS
     ema_decay: float = 0.97
     max_grad_norm: float = 1.0
     min_examples: int = 20

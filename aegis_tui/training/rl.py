@@ -65,6 +65,8 @@ from typing import TYPE_CHECKING, Any
 
 from aegis_tui.snapshot import StateSnapshot
 
+RETURN_STEPS = 10  # decisions an n-step return looks ahead (imitation's value target too)
+
 if TYPE_CHECKING:
     import torch
 
@@ -87,7 +89,7 @@ class RLSettings:
     weight_decay: float = 0.0
     normalize_advantages: bool = True
     gamma: float = 0.9
-    n_step: int = 10
+    n_step: int = RETURN_STEPS
 
     def __post_init__(self) -> None:
         for name in ("learning_rate", "max_grad_norm"):
