@@ -331,3 +331,23 @@ def test_failure_reasons(monkeypatch: pytest.MonkeyPatch, error: BaseException,
 
     monkeypatch.setattr(lm_teacher, "_load_parts", fail)
     assert _load_error("gpt2") == expected
+
+
+@pytest.mark.parametrize("arch", ["llama", "neox", "chat"])
+def test_local_builder_other_architectures(tmp_path: Path, arch: str) -> None:
+    from transformers import AutoConfig
+
+    from aegis_tui.policy.local_lm import build_local_lm
+
+    folder = build_local_lm(tmp_path / arch, arch=arch, seed=1)
+    expected = {"llama": "llama", "neox": "gpt_neox", "chat": "qwen2"}[arch]
+    assert AutoConfig.from_pretrained(folder).model_type == expected
+    t = LMTeacher.load(str(folder), timeout_s=TIMEOUT_S)
+    try:
+        probs = t.probabilities(_snapshot(2))
+        assert sum(probs) == pytest.approx(1.0) and all(0 < p < 1 for p in probs)
+        assert t.decide(_snapshot(2)).probs == probs  # deciding samples from the same numbers
+    finally:
+        t.close()
+    with pytest.raises(ValueError, match="gpt2 architecture only"):
+        build_local_lm(tmp_path / "big", arch=arch, size="gpt2")

@@ -28,4 +28,9 @@ class Policy(Protocol):
 
     def decide(self, snapshot: StateSnapshot) -> Decision: ...
 
+    def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
+        """What ``decide`` would sample from in ``snapshot``, without deciding: no random
+        draw is taken and nothing the next ``decide`` depends on changes."""
+        ...
+
     def close(self) -> None: ...

@@ -57,17 +57,23 @@ class HRMPolicy:
 
         return cls(load_checkpoint(Path(path)).build_model(), seed=seed, sample=sample)
 
-    def decide(self, snapshot: StateSnapshot) -> Decision:
+    def _evaluate(self, tokens: list[int]) -> tuple[tuple[float, ...], float, Carry]:
         import torch
 
-        tokens = featurize(snapshot)
         with torch.inference_mode():
             logits, value, carry = self.model.forward_with_carry(
                 torch.tensor([tokens], dtype=torch.long)
             )
             mask = torch.tensor(action_mask(tokens), dtype=torch.bool)
             probs_t = torch.softmax(masked_logits(logits[0], mask).double(), dim=-1)
-        probs = tuple(float(p) for p in probs_t.tolist())
+        return tuple(float(p) for p in probs_t.tolist()), float(value[0]), carry
+
+    def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
+        return self._evaluate(featurize(snapshot))[0]  # type: ignore[return-value]
+
+    def decide(self, snapshot: StateSnapshot) -> Decision:
+        tokens = featurize(snapshot)
+        probs, value, carry = self._evaluate(tokens)
         if self.sample:
             index = self._rng.choices(range(len(ACTIONS)), weights=probs)[0]
         else:
@@ -76,7 +82,7 @@ class HRMPolicy:
         self.last_carry = carry
         self.last_probs = probs  # type: ignore[assignment]
         return Decision(action=ACTIONS[index], probs=probs,  # type: ignore[arg-type]
-                        policy="hrm", name=self.name, value=float(value[0]))
+                        policy="hrm", name=self.name, value=value)
 
     def close(self) -> None:
         self.last_carry = None

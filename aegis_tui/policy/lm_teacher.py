@@ -445,8 +445,11 @@ class LMTeacher:
 
     # -- the Policy protocol -------------------------------------------------------------------
 
+    def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
+        return _softmax(list(self.scores(snapshot)), self.temperature)  # type: ignore[return-value]
+
     def decide(self, snapshot: StateSnapshot) -> Decision:
-        probs = _softmax(list(self.scores(snapshot)), self.temperature)
+        probs = self.probabilities(snapshot)
         u = self._rng.random()
         action: Action = ACTIONS[-1]
         cumulative = 0.0
@@ -455,7 +458,7 @@ class LMTeacher:
             if u < cumulative:
                 action = candidate
                 break
-        return Decision(action=action, probs=probs, policy="teacher", name=self.name)  # type: ignore[arg-type]
+        return Decision(action=action, probs=probs, policy="teacher", name=self.name)
 
     def close(self) -> None:
         """Drop the model so its memory can be freed; ``decide`` fails afterwards."""

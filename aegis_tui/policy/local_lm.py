@@ -1,17 +1,28 @@
-"""Build a GPT-2-style causal LM in a local folder, offline, for tests and ``aegis-tui bench``.
+"""Build small causal LMs of several architectures in a local folder, offline.
 
-``build_local_gpt2`` trains a small byte-level BPE tokenizer (the ``tokenizers`` library) on
-an embedded text that covers the prompt template and the continuation phrases, wraps it as a
-transformers GPT-2 tokenizer, builds a ``GPT2LMHeadModel`` with random weights and saves both
-with ``save_pretrained``. ``LMTeacher.load(str(folder))`` then loads it through exactly the
-code path a user's ``"gpt2"`` takes, so tests and the benchmark exercise the real loader and
-the real forward pass without a download.
+``build_local_lm(folder, arch=...)`` trains a small tokenizer with the ``tokenizers`` library
+on an embedded text that covers the prompt template and the continuation phrases, builds a
+transformers model of that architecture with random weights, and saves both with
+``save_pretrained``. ``LMTeacher.load(str(folder))`` then loads it through exactly the code
+path a user's ``"gpt2"`` takes, so tests and ``aegis-tui bench`` exercise the real loader
+and the real forward pass of several model families without a download.
 
-Sizes: ``"tiny"`` (2 layers, 2 heads, 64 wide, 512 positions; well under a million
-parameters) for fast tests; ``"gpt2"`` (``GPT2Config()`` defaults: 12 layers, 768 wide, 1024
-positions, vocab 50257, 124M parameters) for the real compute of GPT-2. The tokenizer is the
-same small one for both; the ``"gpt2"`` model simply has a 50257-entry embedding, most of it
-never indexed, which costs GPT-2's memory and lm-head compute as the real one does.
+Architectures (``ARCHITECTURES``), each with the tokenizer convention of its family:
+
+- ``gpt2``: GPT-2, byte-level BPE (a leading space is part of the word piece);
+- ``llama``: Llama, a SentencePiece-style BPE (word boundaries are ``"▁"``, a ``"▁"`` is
+  prepended to every text, byte fallback, a BOS token added), saved as a generic fast
+  tokenizer so the prepended piece shows up exactly as with SentencePiece models;
+- ``neox``: GPT-NeoX (Pythia's family), byte-level BPE, rotary embeddings on a quarter of
+  each head, parallel attention and MLP;
+- ``chat``: a Qwen2-style instruction model: byte-level BPE, ``<|im_start|>`` /
+  ``<|im_end|>`` special tokens and a chat template, as instruction-tuned models ship.
+
+Sizes: ``"tiny"`` (2 layers, 64 wide, 512 positions; well under a million parameters) for
+fast tests; ``"gpt2"`` (``GPT2Config()`` defaults: 12 layers, 768 wide, 1024 positions,
+vocab 50257, 124M parameters; GPT-2 architecture only) for the real compute of GPT-2. The
+``"gpt2"`` model uses the same small tokenizer, so most of its 50257-entry embedding is
+never indexed, but it costs GPT-2's memory and lm-head compute as the real one does.
 
 Importing this module is cheap; ``torch``, ``tokenizers`` and ``transformers`` are imported
 when a model is built.
@@ -28,8 +39,18 @@ from aegis_tui.policy.prompt import CONTINUATIONS, build_prompt
 from aegis_tui.snapshot import GoalView, StateSnapshot, TopicView
 
 SIZES = ("tiny", "gpt2")
+ARCHITECTURES = ("gpt2", "llama", "neox", "chat")
 EOS = "<|endoftext|>"
 TINY_VOCAB = 2048
+TINY_POSITIONS = 512
+
+# A ChatML template (the shape Qwen2 and many other instruction models use).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 # Plain English and Python words so goal and topic texts tokenise into word pieces, not bytes.
 _EXTRA_TEXT = """\
@@ -41,6 +62,7 @@ Functions, classes, modules, packages, imports, exceptions, iterators and genera
 The agent searches the web, asks the human a question, proposes an improvement, or waits.
 Knowledge grows when a search finds new items. A failed search finds nothing.
 A question is pending until the human answers it. A proposal is approved or rejected.
+You are a careful assistant. Answer with the next action only.
 """
 
 
@@ -74,7 +96,7 @@ def _corpus() -> list[str]:
     return texts
 
 
-def _train_tokenizer(vocab_size: int) -> Any:
+def _byte_level_tokenizer(vocab_size: int, specials: list[str]) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -83,7 +105,7 @@ def _train_tokenizer(vocab_size: int) -> Any:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[EOS],
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -91,45 +113,146 @@ def _train_tokenizer(vocab_size: int) -> Any:
     return tok
 
 
-def _config(size: str, vocab_size: int, eos_id: int) -> Any:
-    from transformers import GPT2Config
+def _sentencepiece_style_tokenizer(vocab_size: int) -> Any:
+    """A BPE with SentencePiece's conventions, as Llama-2's ``tokenizer.json`` has them."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
-    ids = {"bos_token_id": eos_id, "eos_token_id": eos_id}
-    if size == "tiny":
-        return GPT2Config(vocab_size=vocab_size, n_positions=512, n_embd=64, n_layer=2,
-                          n_head=2, **ids)
-    # The real GPT-2 shape; its ids do not match our tokenizer's, so point them at ours.
-    return GPT2Config(**ids)
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    # Train on "▁"-split words; then encode the way SentencePiece does: prepend "▁" to the
+    # whole text and turn spaces into "▁" (so " search" becomes "▁▁search": two pieces).
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=[f"<0x{i:02X}>" for i in range(256)],
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
+                                           normalizers.Replace(" ", "▁")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
+    return tok
 
 
-def build_local_gpt2(folder: Path, *, size: str = "tiny", seed: int = 0) -> Path:
-    """Write a random-weight GPT-2-style model and its tokenizer to ``folder``; return it.
+def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int) -> Any:
+    ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id}
+    if arch == "gpt2":
+        from transformers import GPT2Config
 
-    Deterministic for a given ``size`` and ``seed``; needs no network. The global torch RNG
-    is left as it was.
+        return GPT2Config(vocab_size=vocab_size, n_positions=TINY_POSITIONS, n_embd=64,
+                          n_layer=2, n_head=2, **ids)
+    if arch == "llama":
+        from transformers import LlamaConfig
+
+        return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=172,
+                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                           max_position_embeddings=TINY_POSITIONS, tie_word_embeddings=False,
+                           **ids)
+    if arch == "neox":
+        from transformers import GPTNeoXConfig
+
+        return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=256,
+                             num_hidden_layers=2, num_attention_heads=4, rotary_pct=0.25,
+                             max_position_embeddings=TINY_POSITIONS, use_parallel_residual=True,
+                             **ids)
+    from transformers import Qwen2Config
+
+    return Qwen2Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=172,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=TINY_POSITIONS, tie_word_embeddings=True, **ids)
+
+
+def _tokenizer(arch: str, size: str) -> tuple[Any, int, int]:
+    """The saved-to-be transformers tokenizer, its BOS id and its EOS id."""
+    from transformers import GPT2TokenizerFast, GPTNeoXTokenizerFast, PreTrainedTokenizerFast
+
+    max_length = TINY_POSITIONS if size == "tiny" else 1024
+    if arch == "llama":
+        backend = _sentencepiece_style_tokenizer(TINY_VOCAB)
+        # The generic fast class keeps tokenizer.json exactly as built (SentencePiece's
+        # prepended "▁" included), as models that ship only a tokenizer.json load.
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+            model_max_length=max_length)
+        return tokenizer, backend.token_to_id("<s>"), backend.token_to_id("</s>")
+    if arch == "chat":
+        backend = _byte_level_tokenizer(TINY_VOCAB, [EOS, "<|im_start|>", "<|im_end|>"])
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend, eos_token="<|im_end|>", pad_token=EOS,
+            additional_special_tokens=["<|im_start|>"], model_max_length=max_length)
+        tokenizer.chat_template = CHAT_TEMPLATE
+        eos = backend.token_to_id("<|im_end|>")
+        return tokenizer, eos, eos
+    backend = _byte_level_tokenizer(TINY_VOCAB, [EOS])
+    cls = GPT2TokenizerFast if arch == "gpt2" else GPTNeoXTokenizerFast
+    tokenizer = cls(tokenizer_object=backend, bos_token=EOS, eos_token=EOS, unk_token=EOS,
+                    model_max_length=max_length)
+    eos_id = backend.token_to_id(EOS)
+    return tokenizer, eos_id, eos_id
+
+
+def _model_class(arch: str) -> Any:
+    from transformers import (
+        GPT2LMHeadModel,
+        GPTNeoXForCausalLM,
+        LlamaForCausalLM,
+        Qwen2ForCausalLM,
+    )
+
+    return {"gpt2": GPT2LMHeadModel, "llama": LlamaForCausalLM, "neox": GPTNeoXForCausalLM,
+            "chat": Qwen2ForCausalLM}[arch]
+
+
+def build_local_lm(folder: Path, *, arch: str = "gpt2", size: str = "tiny",
+                   seed: int = 0) -> Path:
+    """Write a random-weight model of ``arch`` and its tokenizer to ``folder``; return it.
+
+    Deterministic for a given ``arch``, ``size`` and ``seed``; needs no network. The global
+    torch RNG is left as it was.
     """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    if size != "tiny" and arch != "gpt2":
+        raise ValueError(f"size {size!r} exists for the gpt2 architecture only")
     import torch
-    from transformers import GPT2LMHeadModel, GPT2TokenizerFast
 
     from aegis_tui.policy.lm_teacher import silence_libraries
 
     silence_libraries()
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    backend = _train_tokenizer(TINY_VOCAB)
-    tokenizer = GPT2TokenizerFast(
-        tokenizer_object=backend, bos_token=EOS, eos_token=EOS, unk_token=EOS,
-        model_max_length=512 if size == "tiny" else 1024,
-    )
-    eos_id = backend.token_to_id(EOS)
-    config = _config(size, backend.get_vocab_size(), eos_id)
+    tokenizer, bos_id, eos_id = _tokenizer(arch, size)
+    if size == "tiny":
+        config = _tiny_model_config(arch, len(tokenizer), bos_id, eos_id)
+    else:
+        from transformers import GPT2Config
+
+        # The real GPT-2 shape; its ids do not match our tokenizer's, so point them at ours.
+        config = GPT2Config(bos_token_id=eos_id, eos_token_id=eos_id)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GPT2LMHeadModel(config)
+        model = _model_class(arch)(config)
     model.eval()
     tokenizer.save_pretrained(folder)
     model.save_pretrained(folder)
     return folder
+
+
+def build_local_gpt2(folder: Path, *, size: str = "tiny", seed: int = 0) -> Path:
+    """A GPT-2 (``build_local_lm`` with ``arch="gpt2"``)."""
+    return build_local_lm(folder, arch="gpt2", size=size, seed=seed)

@@ -49,12 +49,19 @@ class RulesTeacher:
         self.epsilon = epsilon
         self._rng = random.Random(f"rules-teacher:{seed}")
 
+    def _probs(self, chosen: Action) -> tuple[float, float, float, float]:
+        share = self.epsilon / len(ACTIONS)
+        return tuple(  # type: ignore[return-value]
+            (1.0 - self.epsilon + share) if a is chosen else share for a in ACTIONS)
+
+    def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
+        return self._probs(rule_action(snapshot))
+
     def decide(self, snapshot: StateSnapshot) -> Decision:
         chosen = rule_action(snapshot)
-        share = self.epsilon / len(ACTIONS)
-        probs = tuple((1.0 - self.epsilon + share) if a is chosen else share for a in ACTIONS)
+        probs = self._probs(chosen)
         action = self._rng.choice(ACTIONS) if self._rng.random() < self.epsilon else chosen
-        return Decision(action=action, probs=probs, policy="teacher", name=self.name)  # type: ignore[arg-type]
+        return Decision(action=action, probs=probs, policy="teacher", name=self.name)
 
     def close(self) -> None:
         pass
