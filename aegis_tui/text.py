@@ -20,7 +20,15 @@ _BIDI = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068
 _WS = re.compile(r"\s+")
 
 
+# Every character the loop below may change (a superset: private-use planes whole). Most
+# text has none, and one regex scan is far cheaper than a category lookup per character.
+_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffe"
+                      "\U000f0000-\U0010ffff]")
+
+
 def _strip_controls(text: str, keep_newlines: bool) -> str:
+    if _SUSPECT.search(text) is None:
+        return text
     out = []
     for ch in text:
         if ch == "\n" and keep_newlines:

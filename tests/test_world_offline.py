@@ -28,8 +28,8 @@ def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def world(corpus_path: Path) -> Iterator[OfflineWorld]:
-    w = OfflineWorld(Config(), corpus_path)
+def world(corpus_path: Path, tmp_path: Path) -> Iterator[OfflineWorld]:
+    w = OfflineWorld(Config(), corpus_path, paging_path=tmp_path / "paging.sqlite3")
     yield w
     w.close()
 
@@ -71,21 +71,64 @@ def test_results_hint_related_modules(world: OfflineWorld) -> None:
     assert "gc" in hints
 
 
-def test_repeated_search_pages_on_with_diminishing_new_items(world: OfflineWorld) -> None:
+def test_repeated_search_pages_on_until_the_query_is_read_through(
+        corpus_path: Path, tmp_path: Path) -> None:
+    world = OfflineWorld(Config(), corpus_path, paging_path=tmp_path / "paging.sqlite3")
     seen: set[str] = set()
     gains = []
-    for _ in range(6):
+    for _ in range(60):
         response = world.search("event loop", 5)
         assert response.ok
-        urls = {r.url for r in response.results}
-        gains.append(len(urls - seen))
-        seen |= urls
-    assert gains[0] == 5
-    assert all(g >= 1 for g in gains)
-    assert gains == sorted(gains, reverse=True) and gains[-1] < gains[0]
+        urls = [r.url for r in response.results]
+        assert len(set(urls)) == len(urls) == 5
+        gains.append(len(set(urls) - seen))
+        seen |= set(urls)
+    # Full pages of new documents, then (the relevant ones read) nothing new at all.
+    first_dry = gains.index(0)
+    assert first_dry > 3 and all(g == 5 for g in gains[:first_dry - 1])
+    assert set(gains[first_dry:]) == {0}
     # The query's words, not their order or case, identify a repeat.
     again = world.search("Loop EVENT", 5)
-    assert {r.url for r in again.results} - seen
+    assert not {r.url for r in again.results} - seen
+    world.close()
+
+
+def test_paging_persists_across_restarts_and_queries(corpus_path: Path, tmp_path: Path) -> None:
+    paging = tmp_path / "paging.sqlite3"
+    first = OfflineWorld(Config(), corpus_path, paging_path=paging)
+    served = {r.url for _ in range(3) for r in first.search("regular expressions", 5).results}
+    assert len(served) == 15
+    assert first.coverage()[0] == 15
+    first.close()
+    restarted = OfflineWorld(Config(), corpus_path, paging_path=paging)
+    assert restarted.coverage()[0] == 15
+    page = {r.url for r in restarted.search("regular expressions", 5).results}
+    assert len(page - served) == 5, "a restart pages on, not from the first page"
+    # Another query on the same subject serves what the first did not.
+    other = [r.url for r in restarted.search("regex pattern matching re", 5).results]
+    assert set(other) - served - page
+    restarted.close()
+    # A damaged paging file starts afresh instead of failing searches.
+    paging.write_bytes(b"not a database" * 100)
+    for extra in paging.parent.glob(paging.name + "-*"):
+        extra.unlink()
+    fresh = OfflineWorld(Config(), corpus_path, paging_path=paging)
+    assert fresh.search("regular expressions", 5).ok
+    assert fresh.coverage()[0] == 5
+    fresh.close()
+
+
+def test_hints_point_at_what_is_not_read_yet(world: OfflineWorld) -> None:
+    assert "gc" in {t for r in world.search("collector generations", 5).results
+                    for t in r.topics}
+    world.prepare()
+    gc_docs = [h for h in world.index.query('"gc"', 2000) if h.module == "gc"]
+    world.paging.add(gc_docs)  # as if every gc document had been read
+    assert world.unexplored("gc") == 0
+    hints = [t for _ in range(4) for r in world.search("collector generations", 5).results
+             for t in r.topics]
+    assert "gc" not in hints  # it was the first hint before
+    assert all(world.unexplored(h) > 0 for h in hints)
 
 
 @pytest.mark.parametrize("query", [

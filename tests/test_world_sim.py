@@ -144,11 +144,49 @@ def test_new_material_keeps_a_revisited_topic_paying() -> None:
 def test_results_carry_related_topics() -> None:
     world = SimWorld(Config(), seed=2, params=QUIET)
     response = world.search("asyncio", 5)
-    related = set(world.graph["asyncio"].related)
+    topic = world.graph["asyncio"]
     assert response.ok
     for result in response.results:
-        assert result.topics and set(result.topics) <= related
+        index = int(result.url.rsplit("/", 1)[1]) - 1
+        allowed = set(topic.related) | {world.emerging(topic, index)}
+        assert result.topics and set(result.topics) <= allowed
         assert "asyncio" in result.title.lower() and "asyncio" in result.body.lower()
+
+
+def test_later_material_names_topics_earlier_material_never_named() -> None:
+    world = SimWorld(Config(), seed=4, params=QUIET)
+    topic = world.graph["json"]
+    names = [world.emerging(topic, i) for i in range(0, 600, QUIET.emerge_every)]
+    assert all(n and n.startswith("json ") for n in names)
+    assert len(set(names[:20])) == 20  # a new one each time, for a long while
+    # Each one is a real topic that renews in turn (its own items name narrower ones).
+    subs = [world.topic_for(n)[0][0] for n in names]
+    assert all(t.name == n and t.theme == "serialization"
+               for t, n in zip(subs, names, strict=True))
+    sub = next(t for t in subs if len(t.aspects) == 1)
+    deeper = world.emerging(sub, 0)
+    assert deeper is not None and deeper.startswith(sub.name + " ")
+    assert world.topic_for(deeper)[0][0].name == deeper
+    # As narrow as it gets: siblings emerge instead, so the walk never ends.
+    assert world.emerging(world.topic_for(deeper)[0][0], 0) not in (None, deeper)
+    # Searching a topic over time reveals more and more different topics.
+    seen_early: set[str] = set()
+    seen_late: set[str] = set()
+    for i in range(40):
+        world.advance(i * 7)
+        seen_early.update(t for r in world.search("json", 5).results for t in r.topics)
+    for i in range(40):
+        world.advance(20_000 + i * 7)
+        seen_late.update(t for r in world.search("json", 5).results for t in r.topics)
+    assert seen_late - seen_early, "new material brings up new topics"
+
+
+def test_without_emergence_hints_come_from_the_related_list_only() -> None:
+    params = SimParams(base_failure_rate=0.0, emerge_every=0)
+    world = SimWorld(Config(), seed=2, params=params)
+    related = set(world.graph["asyncio"].related)
+    for result in world.search("asyncio", 5).results:
+        assert result.topics and set(result.topics) <= related
 
 
 def _failures(world: SimWorld, iterations: list[int]) -> int:

@@ -28,6 +28,7 @@ from aegis_tui.snapshot import (
 from aegis_tui.storage.database import Database
 from aegis_tui.storage.records import PENDING, Goal, KnowledgeItem
 from aegis_tui.text import clean, normalize
+from aegis_tui.world.words import stems
 
 STATE_META_KEY = "agent_state"
 # Iterations after which a searched topic is back at full priority (see Database.topics).
@@ -122,11 +123,9 @@ class AgentState:
         self.counters.knowledge_since_proposal += len(new)
         complete_at = self.settings["goal_complete_at"]
         completed: list[Goal] = []
-        for goal in self.db.goals():
-            if goal.completed:
-                continue
-            hits = sum(1 for item in new
-                       if matches_goal(goal.keywords, f"{item.title} {item.text}"))
+        present = [stems(f"{item.title} {item.text}") for item in new]
+        for goal in self.db.goals(active_only=True):
+            hits = sum(1 for item_stems in present if matches_goal(goal.keywords, item_stems))
             if not hits:
                 continue
             goal.matched += hits
@@ -160,8 +159,7 @@ class AgentState:
     def snapshot(self, iteration: int) -> StateSnapshot:
         c = self.counters
         complete_at = self.settings["goal_complete_at"]
-        goals = self.db.goals()
-        active_first = sorted(goals, key=lambda g: (g.completed, g.id))[:MAX_SNAPSHOT_GOALS]
+        active_first = self.db.goals(limit=MAX_SNAPSHOT_GOALS)  # active first, then by id
         topics = self.db.topics(MAX_SNAPSHOT_TOPICS, iteration=iteration,
                                 recovery=CURIOSITY_RECOVERY)
         snapshot = StateSnapshot(

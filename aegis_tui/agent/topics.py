@@ -73,16 +73,17 @@ def _keyword_stems(goal_keywords: Sequence[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def matches_goal(goal_keywords: Sequence[str], text: str) -> bool:
+def matches_goal(goal_keywords: Sequence[str], text: str | set[str]) -> bool:
     """Whether ``text`` (a knowledge item's title and body) counts toward the goal.
 
+    ``text`` may also be its ``stems`` already (to check one item against many goals).
     Needs ``min(2, len(keywords))`` distinct keyword hits, and when the goal has any
     specific (non-weak) keyword, at least one of the hits must be specific.
     """
     keys = _keyword_stems(goal_keywords)
     if not keys or not text:
         return False
-    present = stems(text)
+    present = stems(text) if isinstance(text, str) else text
     hits = [(key, weak) for key, weak in keys if key in present]
     if len(hits) < min(2, len(keys)):
         return False

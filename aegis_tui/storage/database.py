@@ -250,12 +250,19 @@ class Database:
                 "VALUES(?,?,?,?,?)", (text, norm, json.dumps(list(keywords)), source, now))
             return cur.lastrowid if cur.rowcount else None
 
-    def goals(self) -> list[Goal]:
+    def goals(self, *, active_only: bool = False, limit: int | None = None) -> list[Goal]:
+        """Goals, active ones first (then by id); ``active_only`` skips completed ones."""
+        sql = "SELECT * FROM goals" + (" WHERE completed=0" if active_only else "")
+        sql += " ORDER BY completed, id"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
         return [
             Goal(id=r["id"], text=r["text"], keywords=tuple(json.loads(r["keywords"])),
                  matched=r["matched"], completed=bool(r["completed"]), source=r["source"],
                  created_at=r["created_at"])
-            for r in self._query("SELECT * FROM goals ORDER BY completed, id")
+            for r in self._query(sql, params)
         ]
 
     def update_goal(self, goal_id: int, matched: int, completed: bool, now: float) -> None:
@@ -329,9 +336,12 @@ class Database:
                 f"UPDATE curiosity SET active=0 WHERE active=1 AND norm NOT IN ("
                 f"SELECT norm FROM curiosity WHERE active=1 ORDER BY {self._EFFECTIVE} DESC, "
                 "added_at, norm LIMIT ?)", (iteration, max(1, recovery), keep)).rowcount
-            c.execute("DELETE FROM curiosity WHERE active=0 AND norm NOT IN (SELECT norm FROM "
-                      "curiosity WHERE active=0 ORDER BY added_at DESC LIMIT ?)",
-                      (self.MAX_INACTIVE_TOPICS,))
+            inactive = c.execute("SELECT count(*) FROM curiosity WHERE active=0").fetchone()[0]
+            # Deleting in batches (10% over the cap) keeps this off every search's path.
+            if inactive > self.MAX_INACTIVE_TOPICS * 1.1:
+                c.execute("DELETE FROM curiosity WHERE active=0 AND norm NOT IN (SELECT norm "
+                          "FROM curiosity WHERE active=0 ORDER BY added_at DESC LIMIT ?)",
+                          (self.MAX_INACTIVE_TOPICS,))
             return gone
 
     # -- knowledge -------------------------------------------------------------------------

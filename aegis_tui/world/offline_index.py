@@ -192,6 +192,31 @@ class CorpusIndex:
                     float(score))
                 for title, body, name, module, url, hints, score in rows]
 
+    def module_sizes(self) -> dict[str, int]:
+        """Documents per module name, also counting each under its top-level package."""
+        self.open()
+        with self._lock:
+            if self._conn is None:
+                raise CorpusError("offline corpus is closed")
+            rows = self._conn.execute("SELECT module, count(*) FROM docs GROUP BY module")
+            sizes: dict[str, int] = {}
+            for module, count in rows:
+                sizes[module] = sizes.get(module, 0) + count
+                top = module.split(".")[0]
+                if top != module:
+                    sizes[top] = sizes.get(top, 0) + count
+            return sizes
+
+    def stamp(self) -> str:
+        """Identifies this build of the index (paging state made for another is stale)."""
+        self.open()
+        with self._lock:
+            if self._conn is None:
+                raise CorpusError("offline corpus is closed")
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        return ":".join(meta.get(k, "") for k in ("corpus_version", "python_version",
+                                                  "documents", "build_seconds"))
+
     def reset(self) -> None:
         """Forget the open connection (after an error) so the next use checks the file again."""
         with self._lock:

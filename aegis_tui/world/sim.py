@@ -79,6 +79,7 @@ class SimParams:
     cross_theme_links: int = 1  # of the related topics, how many come from another theme
     subtopic_links: int = 2  # related subtopics each topic names (0: the graph only)
     max_subtopic_depth: int = 2  # aspects a subtopic may add to its graph topic
+    emerge_every: int = 3  # every n-th published item names a newly emerging subtopic (0: none)
     runner_up_share: float = 1 / 3  # draws a mapped query takes from its second-best topic
     theme_mention_prob: float = 0.6  # items whose body names their theme's goal words
     base_failure_rate: float = 0.03
@@ -102,6 +103,8 @@ class SimParams:
             raise ValueError("SimParams: need 1 <= pool_min <= pool_max")
         if not 0 <= self.publish_every_min <= self.publish_every_max:
             raise ValueError("SimParams: need 0 <= publish_every_min <= publish_every_max")
+        if self.emerge_every < 0 or self.max_subtopic_depth < 1:
+            raise ValueError("SimParams: need emerge_every >= 0 and max_subtopic_depth >= 1")
         if not 1 <= self.related_min <= self.related_max:
             raise ValueError("SimParams: need 1 <= related_min <= related_max")
         if self.rate_window < 1 or self.rate_limit < 0 or self.human_cycle < 1:
@@ -151,7 +154,9 @@ THEMES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 ASPECTS: tuple[str, ...] = (
     "internals", "performance", "testing", "debugging", "security", "tooling", "patterns",
-    "errors", "history", "api design", "best practices", "edge cases",
+    "errors", "history", "api design", "best practices", "edge cases", "profiling",
+    "benchmarks", "migration", "packaging", "limits", "tradeoffs", "recipes", "idioms",
+    "monitoring", "tuning", "portability", "alternatives",
 )
 
 _FACETS: tuple[str, ...] = (
@@ -175,6 +180,8 @@ class SimTopic:
     pool: int
     related: tuple[str, ...]
     publish_every: int = 0  # iterations between new items; 0 = a fixed pool
+    base: str = ""  # the graph topic a subtopic narrows ("" for ad-hoc topics)
+    aspects: tuple[str, ...] = ()  # what a subtopic adds to its base, in order
 
     def window(self, iteration: int) -> range:
         """The item indices findable at ``iteration``: the newest ``pool`` published."""
@@ -201,7 +208,7 @@ def build_topic_graph(seed: int, params: SimParams) -> dict[str, SimTopic]:
         related += [f"{name} {aspect}" for aspect in
                     rng.sample(ASPECTS, min(params.subtopic_links, len(ASPECTS)))]
         graph[name] = SimTopic(name, theme, rng.randint(params.pool_min, params.pool_max),
-                               tuple(related), _publish_every(rng, params))
+                               tuple(related), _publish_every(rng, params), base=name)
     return graph
 
 
@@ -225,6 +232,7 @@ class SimWorld(World):
         self.params = params or SimParams()
         self.graph = build_topic_graph(seed, self.params)
         self._adhoc: dict[str, SimTopic] = {}
+        self._emerging_order: dict[str, list[str]] = {}
         self._by_norm = {normalize(name): topic for name, topic in self.graph.items()}
         self._topic_stems = {name: {stem(w) for w in content_words(name)} for name in self.graph}
         self._search_rng = _rng(seed, "search")
@@ -296,7 +304,8 @@ class SimWorld(World):
                             rng.sample(fresh, min(self.params.subtopic_links, len(fresh)))]
             topic = SimTopic(name, base.theme, rng.randint(self.params.pool_min,
                                                            self.params.pool_max),
-                             tuple(dict.fromkeys(related)), _publish_every(rng, self.params))
+                             tuple(dict.fromkeys(related)), _publish_every(rng, self.params),
+                             base=base.name, aspects=tuple(aspects))
             self._adhoc[norm] = topic
             return topic
         return None
@@ -328,10 +337,42 @@ class SimWorld(World):
             self._adhoc[name] = topic
         return topic
 
+    def emerging(self, topic: SimTopic, index: int) -> str | None:
+        """The newly emerging subtopic item ``index`` of ``topic`` names, if it names one.
+
+        Every ``emerge_every``-th item (in publishing order) is about something new: the
+        next subtopic in a seeded order of everything narrower than the topic (its
+        siblings, for a subtopic as narrow as it gets). So a topic's later material points
+        at topics its earlier material never named, and the topic space keeps renewing as
+        time passes, the way new pages bring up new subjects on the web: a graph topic has
+        hundreds of subtopics to bring up before it repeats one.
+        """
+        every = self.params.emerge_every
+        if every <= 0 or index % every or not topic.base:
+            return None
+        order = self._emerging_order.get(topic.name)
+        if order is None:
+            parent = topic.aspects
+            if len(parent) >= self.params.max_subtopic_depth:
+                parent = parent[:-1]
+            names: list[str] = []
+            tails: list[tuple[str, ...]] = [()]
+            for _ in range(self.params.max_subtopic_depth - len(parent)):
+                tails = [(*t, a) for t in tails for a in ASPECTS
+                         if a not in t and a not in topic.aspects]
+                names.extend(" ".join((topic.base, *parent, *t)) for t in tails)
+            names = [n for n in names if n != topic.name]
+            order = _rng(self.seed, "emerging", topic.name).sample(names, len(names))
+            self._emerging_order[topic.name] = order
+        return order[(index // every) % len(order)] if order else None
+
     def _item(self, topic: SimTopic, index: int) -> SearchResult:
         rng = _rng(self.seed, "item", topic.name, index)
         facet = _FACETS[(index + rng.randrange(len(_FACETS))) % len(_FACETS)]
         hints = tuple(rng.sample(topic.related, min(len(topic.related), rng.randint(1, 2))))
+        emerging = self.emerging(topic, index)
+        if emerging is not None:
+            hints = (emerging, *hints[:1])
         body = (f"{facet[0].upper()}{facet[1:]} on {topic.name}, with notes on how it relates "
                 f"to {hints[0]}.")
         if topic.theme and THEMES[topic.theme][0] and rng.random() < self.params.theme_mention_prob:
