@@ -3,28 +3,31 @@
 ``train_imitation`` is a plain function (the worker subprocess calls it; tests call it
 directly). Choices, and why:
 
-- **Targets.** By default (``soft_targets``) cross-entropy against the teacher's
-  probabilities, the usual distillation target: it carries what the teacher preferred
-  even when it sampled (LM) or explored (the rules teacher's 5% random actions) something
-  else. Examples whose probabilities say nothing (all equal) use the logged action.
-  ``soft_targets=False`` trains on the logged action alone. Label smoothing (0.05) keeps
-  a little probability on every action: RL in Phase 3 samples from the policy and needs
-  some exploration.
-- **Validation.** A stratified, seeded split (``val_fraction`` of every class, at least one
-  example of any class with two or more), so rare actions are measured too.
-  ``val_accuracy`` (what the gate and the dashboard use) is agreement with the teacher's
-  choice, the most probable action in its logged probabilities; ``val_action_accuracy`` is
-  agreement with the action actually logged, which the teacher's own sampling or
-  exploration caps (about 96% for the rules teacher, lower for an LM sampling at
-  temperature 1), so it would judge a perfect imitator by the teacher's dice.
-- **Class imbalance.** Loss weights proportional to 1/(class frequency)^0.25, normalised to
-  mean 1 and capped at 5. Balanced sampling would show the handful of rare examples many
-  times per epoch (overfitting them) and change what an epoch means; full inverse weights
-  would make the model over-predict rare actions, which costs accuracy, the gate's metric.
-  The power was 0.5 at first; on sim-world data from three seeds and two training seeds
-  each, 0.25 raised the worst validation accuracy from 86% to 95% (mean 96.7% -> 98.0%):
-  with the stronger weights the rare "propose" label was predicted where the teacher
-  searched.
+- **Targets.** Cross-entropy against the teacher's probabilities (the usual distillation
+  target: it carries what the teacher preferred even when it sampled something else),
+  mixed with a ``hard_target_weight`` share of the teacher's most probable action
+  (examples whose probabilities say nothing, all equal, use the logged action). Neither
+  part can move which action the model prefers away from the teacher's: the optimum of the
+  mixture for a state is ``(1 - w) q + w onehot(argmax q)``, whose argmax is the teacher's.
+  The hard share matters for a flat teacher (a random-weight LM at temperature 1 scores
+  four actions within a few hundredths of each other): it makes the teacher's preference
+  the bulk of the target instead of a ripple on a uniform one, and a model that learns
+  nothing from the state settles on the teacher's most frequent choice (the majority
+  baseline), not on an average that can favour an action the teacher rarely prefers.
+  There is no class reweighting: weights per class move the optimum of a soft target
+  toward rare classes (on a flat teacher, straight to the action it almost never
+  preferred: 3% agreement where always-the-majority scores 60%). Label smoothing (0.05)
+  keeps a little probability on every action for Phase 3's exploration.
+- **What is reported.** ``val_accuracy`` (the gate's metric) is agreement with the
+  teacher's most probable action on a stratified, seeded validation split
+  (``val_fraction`` of every logged class). Beside it: ``baseline_accuracy``, what
+  always predicting the teacher's most frequent choice scores on the same split (a model
+  below it has learnt less than nothing); ``probe_accuracy``, what a linear model on the
+  same features reaches (how predictable the teacher's choice is from the state at all:
+  near the baseline, the teacher decides by things the state does not show);
+  ``teacher_decisiveness``, the mean probability the teacher gave the action it took; and
+  ``val_action_accuracy``, agreement with the logged action, which the teacher's own
+  sampling caps.
 - **Optimiser.** AdamW (betas 0.9/0.95, weight decay 0.01 on matrices only), a short linear
   warm-up, then cosine decay to 10%; gradient clipping at 1.0. The evaluated and saved
   weights are an exponential moving average (``ema_decay`` 0.97 per step): the one-step
@@ -80,8 +83,7 @@ class ImitationSettings:
     min_lr_ratio: float = 0.1
     label_smoothing: float = 0.05
     soft_targets: bool = True
-    class_weight_power: float = 0.25  # 0 = no weighting, 1 = inverse frequency
-    max_class_weight: float = 5.0
+    hard_target_weight: float = 0.25  # share of the target on the teacher's top action
     value_coef: float = 0.05
     value_gamma: float = 0.9
     value_n_step: int = RETURN_STEPS
@@ -101,8 +103,7 @@ class ImitationSettings:
             ("warmup_steps", self.warmup_steps >= 0),
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1),
             ("label_smoothing", 0 <= self.label_smoothing < 1),
-            ("class_weight_power", 0 <= self.class_weight_power <= 1),
-            ("max_class_weight", self.max_class_weight >= 1),
+            ("hard_target_weight", 0 <= self.hard_target_weight <= 1),
             ("value_coef", 0 <= self.value_coef <= 100),
             ("value_gamma", 0 <= self.value_gamma <= 1),
             ("value_n_step", 1 <= self.value_n_step <= 1000),
@@ -188,6 +189,9 @@ class ImitationResult:
     train_accuracy: float
     final_loss: float
     elapsed_s: float
+    baseline_accuracy: float = 0.0  # always the teacher's most frequent choice, on val
+    probe_accuracy: float = 0.0  # a linear model on the same features, on val
+    teacher_decisiveness: float = 0.0  # mean probability of the action the teacher took
     history: list[EpochReport] = field(default_factory=list)
     checkpoints: list[Path] = field(default_factory=list)
     trained_path: Path | None = None
@@ -267,15 +271,45 @@ def stratified_split(labels: Sequence[int], val_fraction: float,
     return train, val
 
 
-def class_weights(counts: Sequence[int], power: float, cap: float) -> list[float]:
-    """Weights ~ (1/frequency)**power, mean 1 over present classes, capped."""
-    total = sum(counts)
-    present = [c for c in counts if c > 0]
-    if not present or power == 0:
-        return [1.0] * len(counts)
-    raw = [(total / (len(present) * c)) ** power if c > 0 else 0.0 for c in counts]
-    mean = sum(raw) / len(present)
-    return [min(cap, w / mean) if w > 0 else 1.0 for w in raw]
+def majority_accuracy(train_choice: torch.Tensor, val_choice: torch.Tensor) -> float:
+    """What always predicting the teacher's most frequent choice (in train) scores on val."""
+    import torch
+
+    if val_choice.numel() == 0 or train_choice.numel() == 0:
+        return 0.0
+    majority = int(torch.bincount(train_choice, minlength=len(ACTIONS)).argmax())
+    return float((val_choice == majority).float().mean())
+
+
+def probe_accuracy(train_tokens: torch.Tensor, train_choice: torch.Tensor,
+                   val_tokens: torch.Tensor, val_choice: torch.Tensor, *, seed: int = 0,
+                   steps: int = 200) -> float:
+    """Val accuracy of a linear model on the same feature ids (a weight per id and action).
+
+    A yardstick for how predictable the teacher's choice is from the state, independent
+    of the HRM: a few hundred full-batch steps of softmax regression, well under a second.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from aegis_tui.policy.features import VOCAB_SIZE
+
+    if val_choice.numel() == 0 or train_choice.numel() == 0:
+        return 0.0
+    generator = torch.Generator().manual_seed(seed)
+    weights = (torch.randn(VOCAB_SIZE, len(ACTIONS), generator=generator) * 0.01)
+    weights.requires_grad_(True)
+    bias = torch.zeros(len(ACTIONS), requires_grad=True)
+    optimizer = torch.optim.Adam([weights, bias], lr=0.05)
+    for _ in range(steps):
+        logits = weights[train_tokens].sum(1) + bias
+        loss = F.cross_entropy(logits, train_choice) + 1e-3 * weights.square().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        predicted = (weights[val_tokens].sum(1) + bias).argmax(-1)
+    return float((predicted == val_choice).float().mean())
 
 
 def _lr_at(step: int, total: int, settings: ImitationSettings) -> float:
@@ -365,14 +399,17 @@ def train_imitation(
     if not val_idx or not train_idx:
         raise ImitationError("too few examples to hold out a validation set")
     counts = tuple(int((data.labels == a).sum()) for a in range(len(ACTIONS)))
-    t_tok, t_lab = data.tokens[train_idx], data.labels[train_idx]
+    t_tok = data.tokens[train_idx]
     t_probs, t_rew = data.probs[train_idx], data.rewards[train_idx]
     t_choice = data.choice[train_idx]
     v_tok, v_lab, v_choice = data.tokens[val_idx], data.labels[val_idx], data.choice[val_idx]
-    train_counts = [int((t_choice == a).sum()) for a in range(len(ACTIONS))]
-    weights = torch.tensor(
-        class_weights(train_counts, settings.class_weight_power, settings.max_class_weight)
-    )
+    # The target: the teacher's probabilities, with a share on its most probable action.
+    hard = settings.hard_target_weight
+    onehot = F.one_hot(t_choice, len(ACTIONS)).float()
+    t_target = (1 - hard) * t_probs + hard * onehot if settings.soft_targets else onehot
+    baseline = majority_accuracy(t_choice, v_choice)
+    probe = probe_accuracy(t_tok, t_choice, v_tok, v_choice, seed=seed)
+    decisiveness = float(data.probs.gather(1, data.labels[:, None]).mean())
 
     model = build_model(settings.model, seed=seed)
     model.train()
@@ -397,7 +434,9 @@ def train_imitation(
     loss_value = float("nan")
     train_acc = 0.0
     meta_base = {"examples": len(examples), "train_size": n_train, "val_size": len(val_idx),
-                 "class_counts": list(counts), "seed": seed, "settings": settings.to_dict()}
+                 "class_counts": list(counts), "seed": seed, "settings": settings.to_dict(),
+                 "baseline_accuracy": baseline, "probe_accuracy": probe,
+                 "teacher_decisiveness": decisiveness}
 
     for epoch in range(1, settings.epochs + 1):
         order = torch.randperm(n_train, generator=generator)
@@ -407,12 +446,11 @@ def train_imitation(
                 cancelled = True
                 break
             idx = order[start:start + settings.batch_size]
-            tokens, labels = t_tok[idx], t_lab[idx]
+            tokens = t_tok[idx]
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total_steps, settings)
             logits, value = model(tokens)
-            target = t_probs[idx] if settings.soft_targets else labels
-            loss = F.cross_entropy(logits, target, weight=weights,
+            loss = F.cross_entropy(logits, t_target[idx],
                                    label_smoothing=settings.label_smoothing)
             if settings.value_coef > 0:
                 loss = loss + settings.value_coef * F.smooth_l1_loss(value, t_rew[idx])
@@ -487,6 +525,9 @@ def train_imitation(
         train_accuracy=best_report.train_accuracy if best_report else 0.0,
         final_loss=loss_value,
         elapsed_s=time.perf_counter() - started,
+        baseline_accuracy=baseline,
+        probe_accuracy=probe,
+        teacher_decisiveness=decisiveness,
         history=history,
         checkpoints=saved,
         trained_path=trained_path,
