@@ -454,7 +454,8 @@ def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
     if args.output:
         from aegis_tui.storage.atomic import atomic_write_bytes
 
-        atomic_write_bytes(Path(args.output), text.encode())
+        # A file the user asked for gets the permissions their umask gives new files.
+        atomic_write_bytes(Path(args.output), text.encode(), private=False)
         print(f"wrote {document['metadata']['total_examples']} examples to {args.output}",
               file=sys.stderr)
     else:
