@@ -117,3 +117,41 @@ def test_headless_run_with_each_family_on_the_cpu(
     assert doc["metadata"]["teacher_models"] == [
         {"model": str(folder), "revision": None, "examples": 6}]
     assert doc["examples"][0]["teacher_model"] == str(folder)
+
+
+@needs_no_gpu
+def test_bench_decide_on_cuda_here_is_a_one_line_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli_in_process(capsys, "bench", "--only", "decide", "--device", "cuda")
+    assert code == 2
+    assert "--device cuda: CUDA is not available" in one_line_error(err)
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (3, 2), (4, 3), (8, 4),
+                                                (64, 4)])
+def test_auto_threads_leave_a_core_and_stop_at_four(cores: int, threads: int) -> None:
+    from aegis_tui.policy.torch_threads import auto_threads
+
+    assert auto_threads(cores) == threads
+
+
+def test_thread_count_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aegis_tui.policy import torch_threads
+
+    monkeypatch.setattr(torch_threads, "auto_threads", lambda cores=None: 3)
+    monkeypatch.delenv("AEGIS_TORCH_THREADS", raising=False)
+    assert torch_threads.wanted_threads(0, teacher=True) == 3
+    assert torch_threads.wanted_threads(0) == 1  # the HRM alone: one thread
+    monkeypatch.setenv("AEGIS_TORCH_THREADS", "2")
+    assert torch_threads.wanted_threads(0, teacher=True) == 2
+    assert torch_threads.wanted_threads(5, teacher=True) == 5  # the setting wins
+    monkeypatch.setenv("AEGIS_TORCH_THREADS", "lots")
+    assert torch_threads.wanted_threads(0, teacher=True) == 3  # junk is ignored
+
+
+def test_a_folder_with_a_pinned_revision_is_refused(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from aegis_tui.policy.lm_teacher import LMTeacher, TeacherLoadError
+
+    with pytest.raises(TeacherLoadError, match="pins a hub model"):
+        LMTeacher.load(str(_model("gpt2", tmp_path_factory)), timeout_s=60, revision="v1.0")
