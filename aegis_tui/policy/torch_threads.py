@@ -20,10 +20,11 @@ _configured: int | None = None
 def auto_threads(cores: int | None = None) -> int:
     """One core is left to the dashboard and the training child; at most 4 for the teacher.
 
-    Measured on 2 cores (README, Threads): a second teacher thread bought little when the
-    other core was busy, and two processes both running multi-thread torch on 2 cores made
-    each step ~25x slower (OpenMP threads spin waiting for cores the other process holds).
-    Past 4 threads a 124M-parameter model at batch 4 gains little.
+    Measured on 2 shared cores (README, Threads): the GPT-2-sized teacher took 1.0-1.1 s a
+    decision on one thread and 2.7-3.3 s on two (1.2-1.4 s vs 2.1-5.1 s beside a training
+    child), while the dashboard's key latency stayed under 50 ms p95 either way; two
+    processes both running multi-thread torch made each step ~25x slower (OpenMP threads
+    spin waiting for cores the other process holds). The cap of 4 is not measured.
     """
     cores = cores or os.cpu_count() or 1
     return max(1, min(4, cores - 1))
