@@ -145,3 +145,38 @@ def test_fetch_model_errors_are_one_line(model_folder: Path, tmp_path: Path) -> 
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert result.returncode in (1, 2) and len(lines) == 1, result.stderr
         assert lines[0].startswith("aegis-tui: error: ") and needle in lines[0], lines[0]
+
+
+def test_fetch_models_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    import io
+
+    from aegis_tui.agent.fetch_cli import _ProgressBar
+    from aegis_tui.policy.model_download import DownloadStatus
+
+    def status(done: int, *, file: str = "model.safetensors", milestone: bool = False,
+               finished: bool = False) -> DownloadStatus:
+        return DownloadStatus(model="gpt2", file=file, file_bytes=done, file_total=548_000,
+                              done_bytes=done, total_bytes=548_000, rate_bps=1e5,
+                              files_done=4, files_total=5, file_index=5,
+                              milestone=milestone, finished=finished)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = _ProgressBar(screen)
+    for done in (0, 100_000, 548_000):
+        bar(status(done))
+    bar.close()
+    drawn = screen.getvalue()
+    assert "model.safetensors (5/5)" in drawn and "548k/548k" in drawn
+
+    log = io.StringIO()
+    lines = _ProgressBar(log)
+    lines(status(0, milestone=True))
+    lines(status(100_000))  # not a milestone: no line
+    lines(status(548_000, milestone=True, finished=True))  # the caller prints the summary
+    assert log.getvalue().splitlines() == [
+        "downloading gpt2: file 5/5 model.safetensors 0 B of 548.0 KB (0%), 100.0 KB/s; "
+        "0 B of 548.0 KB in all (0%)"]

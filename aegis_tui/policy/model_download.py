@@ -5,8 +5,10 @@ what a causal LM needs to load (config, tokenizer files, one set of weights: saf
 when there are any, else PyTorch ``.bin``; never the ONNX, TF, Flax or GGUF copies many
 repos also carry), and fetches them one at a time with ``hf_hub_download`` into the normal
 Hugging Face cache, where ``transformers`` finds them later without the network. The
-revision is resolved to its commit first, so every file comes from the same commit and the
-commit can be recorded with the examples the model labels.
+revision (``main`` unless pinned) is resolved to its commit first, so every file comes from
+the same commit and the commit can be recorded with the examples the model labels; at the
+end the branch or tag is written to the cache's ``refs``, so the next start finds the
+model by name, offline.
 
 Progress. ``hf_hub_download`` reports bytes through a ``tqdm_class``; ours counts them and
 ``download_model`` turns the counts into ``DownloadStatus`` values (file, bytes, total, rate)
