@@ -72,7 +72,8 @@ def test_a_slow_first_download_shows_progress_and_is_not_timed_out(
     assert result.returncode == 0, result.stderr + out
     assert hub.first_byte_at is not None and hub.last_byte_at is not None
     assert hub.last_byte_at - hub.first_byte_at > 1.5  # longer in all than the stall timeout
-    assert f"downloading {REPO}: file 1/5 config.json" in out
+    # The log gets a line when a file starts or ends (as often as the watcher samples it)
+    # and every 5 s; the weights file is long enough to be seen at any load.
     assert f"downloading {REPO}: file 5/5 model.safetensors" in out and "/s" in out
     assert f"downloaded {REPO}: 5 files, 752.5 KB" in out
     assert "teacher: tiny-gpt2 (0.2M parameters) on cpu (float32)" in out
