@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from aegis_tui import __version__
-from aegis_tui.config import TEACHERS, WORLDS, Config, ConfigError, apply_overrides, load_file
+from aegis_tui.config import (
+    DEVICES,
+    SAFESEARCH,
+    TEACHERS,
+    WORLDS,
+    Config,
+    ConfigError,
+    apply_overrides,
+    load_file,
+)
 from aegis_tui.paths import DataPaths
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -107,6 +116,34 @@ _RUN_KEYS = ("world", "teacher", "teacher_model", "seed", "think_interval", "col
              "check_every", "epochs", "accuracy_gate")
 
 
+def _add_hardware_and_web_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
+    """Where the teacher runs, which revision, and how the live web is searched."""
+    p = _Options(parser, sub)
+    p.add_argument("--device", choices=DEVICES,
+                   help="where the LM teacher runs: auto (CUDA, else MPS, else CPU), cpu, "
+                        "cuda or mps (default: auto)")
+    p.add_argument("--teacher-revision", metavar="REV",
+                   help="branch, tag or commit of a hub teacher model (default: main)")
+    p.add_argument("--no-chat-template", dest="teacher_chat_template", action="store_const",
+                   const=False, help="score the plain prompt even when the model has a chat "
+                                     "template")
+    p.add_argument("--torch-threads", type=_int_at_least(1), metavar="N",
+                   help="torch threads in the agent's process (default: $AEGIS_TORCH_THREADS,"
+                        " else one less than the cores, at most 4, with an LM teacher)")
+    p.add_argument("--search-backend", metavar="NAMES",
+                   help="ddgs backends for --world live, comma-separated (default: auto)")
+    p.add_argument("--region", metavar="CC-LL", help="search region, e.g. us-en, de-de, wt-wt "
+                                                     "(default: us-en)")
+    p.add_argument("--safesearch", choices=SAFESEARCH, help="(default: moderate)")
+    p.add_argument("--proxy", metavar="URL",
+                   help="proxy for web search (default: $DDGS_PROXY, else $HTTPS_PROXY)")
+
+
+# The hardware and web settings the CLI can set, kept apart from the run options above.
+_RUN_KEYS += ("device", "teacher_revision", "teacher_chat_template", "torch_threads",
+              "search_backend", "region", "safesearch", "proxy")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aegis-tui",
@@ -115,10 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"aegis-tui {__version__}")
     _add_run_options(parser, sub=False)
+    _add_hardware_and_web_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the agent (the dashboard, or --headless)")
     _add_run_options(run)
+    _add_hardware_and_web_options(run)
     run.add_argument("--headless", action="store_true",
                      help="no dashboard: print log lines and a final report")
     run.add_argument("--quiet", action="store_true",
@@ -155,7 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="fewer repeats and seeds (a smoke run, not the reported figures)")
     bench.add_argument("--only", metavar="NAMES",
-                       help="comma-separated subset: train,decide,rl,sim,learning,ui")
+                       help="comma-separated subset: train,decide,rl,sim,learning,ui,threads")
+    bench.add_argument("--device", choices=DEVICES, default="cpu",
+                       help="where the teacher runs for the decide section (default: cpu)")
+
+    fetch = sub.add_parser("fetch-model", help="download a teacher model ahead of a run")
+    _add_data_dir(fetch)
+    fetch.add_argument("model", nargs="?", metavar="ID",
+                       help="Hugging Face model id (default: the configured teacher_model)")
+    fetch.add_argument("--revision", metavar="REV",
+                       help="branch, tag or commit (default: the configured teacher_revision, "
+                            "else main)")
     return parser
 
 
@@ -185,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "bench":
         from aegis_tui.bench.runner import run_bench
 
-        return run_bench(json_only=args.json, quick=args.quick, only=args.only)
+        return run_bench(json_only=args.json, quick=args.quick, only=args.only,
+                         device=args.device)
     paths = DataPaths.resolve(getattr(args, "data_dir", None))
     try:
         config = load_config(args, paths)
@@ -195,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, DataPaths, Config], int]] = {
         "dashboard": cmd_dashboard, "run": cmd_run, "status": cmd_status,
         "training": cmd_training, "answer": cmd_answer, "review": cmd_review,
-        "export": cmd_export, "train": cmd_train,
+        "export": cmd_export, "train": cmd_train, "fetch-model": cmd_fetch_model,
     }
     try:
         return handlers[command](args, paths, config)
@@ -217,6 +267,7 @@ HEADLESS_BUS_EVENTS = 64
 
 def _open_runtime(paths: DataPaths, config: Config, bus: Any = None) -> Any:
     from aegis_tui.agent.runtime import AgentRuntime
+    from aegis_tui.policy.devices import DeviceUnavailable
     from aegis_tui.policy.lm_teacher import TeacherLoadError
     from aegis_tui.storage.database import DatabaseError
     from aegis_tui.storage.lock import DataDirLocked
@@ -227,6 +278,9 @@ def _open_runtime(paths: DataPaths, config: Config, bus: Any = None) -> Any:
     except DataDirLocked as exc:
         _err(str(exc))
         raise SystemExit(EXIT_BUSY) from None
+    except DeviceUnavailable as exc:
+        _err(f"--device {config.device}: {exc}")
+        raise SystemExit(EXIT_USAGE) from None
     except TeacherLoadError as exc:
         from aegis_tui.text import clean
 
@@ -454,7 +508,8 @@ def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
     if args.output:
         from aegis_tui.storage.atomic import atomic_write_bytes
 
-        atomic_write_bytes(Path(args.output), text.encode())
+        # A file the user asked for gets the permissions their umask gives new files.
+        atomic_write_bytes(Path(args.output), text.encode(), private=False)
         print(f"wrote {document['metadata']['total_examples']} examples to {args.output}",
               file=sys.stderr)
     else:
@@ -466,3 +521,18 @@ def cmd_train(args: argparse.Namespace, paths: DataPaths, config: Config) -> int
     from aegis_tui.agent.training_cli import force_training
 
     return force_training(paths, config)
+
+
+# -- models ----------------------------------------------------------------------------------
+def cmd_fetch_model(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    """Download a teacher model into the Hugging Face cache, with a progress bar."""
+    from aegis_tui.agent.fetch_cli import fetch_model
+
+    model = (args.model or config.teacher_model).strip()
+    revision = config.teacher_revision if args.revision is None else args.revision.strip()
+    try:
+        revision = apply_overrides(config, {"teacher_revision": revision}).teacher_revision
+    except ConfigError as exc:
+        _err(str(exc).replace("teacher_revision", "--revision", 1))
+        return EXIT_USAGE
+    return fetch_model(model, revision=revision, stall_timeout_s=config.download_stall_timeout_s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -15,6 +16,12 @@ from typing import Any
 
 WORLDS = ("auto", "live", "offline", "sim")
 TEACHERS = ("auto", "lm", "rules")
+# Where the LM teacher runs, and the web search settings (see the block in ``Config``).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+SAFESEARCH = ("on", "moderate", "off")
+# ddgs 9.x's text backends ("auto" = all of them, Wikipedia and Grokipedia first).
+SEARCH_BACKENDS = ("auto", "bing", "brave", "duckduckgo", "google", "grokipedia", "mojeek",
+                   "wikipedia", "yahoo", "yandex")
 
 DEFAULT_GOALS: tuple[str, ...] = (
     "Understand how Python manages memory and garbage collection",
@@ -89,6 +96,16 @@ class Config:
     # Files.
     log_max_bytes: int = 5_000_000
     log_backups: int = 3
+    # The teacher on the user's hardware, its download, and the live web's search settings.
+    device: str = "auto"  # auto: CUDA, else MPS, else CPU
+    torch_threads: int = 0  # torch threads in the agent's process; 0: AEGIS_TORCH_THREADS or auto
+    teacher_revision: str = ""  # a branch, tag or commit of a hub model; "": the default branch
+    teacher_chat_template: bool = True  # wrap the prompt in the model's chat template, if any
+    download_stall_timeout_s: float = 60.0  # give up a download after this long without data
+    search_backend: str = "auto"  # ddgs backends, comma-separated
+    region: str = "us-en"
+    safesearch: str = "moderate"
+    proxy: str = ""  # for web search; "": DDGS_PROXY, else HTTPS_PROXY/ALL_PROXY
     rewards: RewardTable = field(default_factory=RewardTable)
 
 
@@ -132,6 +149,16 @@ _BOUNDS: dict[str, tuple[type, float | None, float | None]] = {
     "log_backups": (int, 0, 100),
 }
 _CHOICES: dict[str, tuple[str, ...]] = {"world": WORLDS, "teacher": TEACHERS}
+
+# The hardware, download and web-search block (kept apart from the tables above).
+_BOUNDS.update({
+    "torch_threads": (int, 0, 1024),
+    "download_stall_timeout_s": (float, 1, 3600),
+})
+_CHOICES.update({"device": DEVICES, "safesearch": SAFESEARCH})
+_REGION = re.compile(r"[a-z]{2}-[a-z]{2}")
+_REVISION = re.compile(r"[\w.\-/]{1,200}")
+_PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://")
 
 # Settings a proposal may change while the agent runs, with the bounds it must stay in.
 TUNABLE_SETTINGS: dict[str, tuple[int, int]] = {
@@ -185,11 +212,63 @@ def _check_value(key: str, value: Any) -> Any:
         return goals
     if key == "rewards":
         return _rewards(value)
+    if key in _TEXT_CHECKS:
+        return _TEXT_CHECKS[key](value)
     kind, low, high = _BOUNDS[key]
     value = _coerce(key, value, kind)
     if (low is not None and value < low) or (high is not None and value > high):
         raise ConfigError(f"{key}: must be between {low:g} and {high:g}, got {value!r}")
     return value
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value.strip()
+
+
+def _revision(value: Any) -> str:
+    text = _text("teacher_revision", value)
+    if text and (not _REVISION.fullmatch(text) or ".." in text):
+        raise ConfigError(f"teacher_revision: not a branch, tag or commit: {text!r}")
+    return text
+
+
+def _backend(value: Any) -> str:
+    text = _text("search_backend", value).lower()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SEARCH_BACKENDS]
+    if not names or unknown:
+        raise ConfigError(f"search_backend: must be one or more of {', '.join(SEARCH_BACKENDS)} "
+                          f"(comma-separated), got {value!r}")
+    return ",".join(names)
+
+
+def _region(value: Any) -> str:
+    text = _text("region", value).lower()
+    if not _REGION.fullmatch(text):
+        raise ConfigError(f"region: must look like 'us-en' or 'wt-wt', got {value!r}")
+    return text
+
+
+def _proxy(value: Any) -> str:
+    text = _text("proxy", value)
+    if text and not (text == "tb" or text.lower().startswith(_PROXY_SCHEMES)):
+        raise ConfigError("proxy: must be a URL starting with http://, https://, socks5:// or "
+                          f"socks5h:// (or \"tb\" for Tor Browser), got {value!r}")
+    return text
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"teacher_chat_template: expected true or false, got {value!r}")
+    return value
+
+
+_TEXT_CHECKS: dict[str, Any] = {
+    "teacher_revision": _revision, "search_backend": _backend, "region": _region,
+    "proxy": _proxy, "teacher_chat_template": _flag,
+}
 
 
 def _rewards(value: Any) -> RewardTable:

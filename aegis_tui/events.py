@@ -59,6 +59,7 @@ class StateChanged(Event):
     world: str = ""  # the world's description, e.g. "sim (seed 0)"
     label_counts: tuple[int, ...] = ()  # teacher labels in the training data, ACTIONS order
     threshold: int = 0  # examples the next automatic training needs
+    teacher_device: str = ""  # where an LM teacher runs ("cpu", "cuda", "mps"); "" for the rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,23 @@ class RLUpdated(Event):
     mean_reward: float
     entropy: float
     kl: float
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadProgress(Event):
+    """The teacher model is being downloaded (before the agent starts)."""
+
+    model: str
+    file: str
+    file_bytes: int
+    file_total: int | None
+    done_bytes: int
+    total_bytes: int | None
+    rate_bps: float
+    file_index: int
+    files_total: int
+    finished: bool = False
+    milestone: bool = False  # worth a log line (a file started or finished, or every 5 s)
 
 
 @dataclass(frozen=True, slots=True)

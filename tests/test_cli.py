@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -87,8 +88,14 @@ def test_answer_and_review_from_the_cli(collected, capsys):
 
 def test_export_json_has_the_seed_shape(collected, tmp_path, capsys):
     out = tmp_path / "hrm_training_data.json"
-    assert run_cli("export", "--format", "json", "-o", str(out), "--data-dir",
-                   str(collected)) == 0
+    umask = os.umask(0o022)
+    try:
+        assert run_cli("export", "--format", "json", "-o", str(out), "--data-dir",
+                       str(collected)) == 0
+    finally:
+        os.umask(umask)
+    # A file the user asked for gets the umask's permissions, not mkstemp's 0600.
+    assert (out.stat().st_mode & 0o777) == 0o644
     doc = json.loads(out.read_text())
     assert doc["metadata"]["total_examples"] == 150 == len(doc["examples"])
     first = doc["examples"][0]

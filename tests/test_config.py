@@ -62,3 +62,51 @@ def test_overrides_reject_unknown_keys():
         apply_overrides(Config(), {"nonsense": 1})
     cfg = apply_overrides(Config(), {"seed": 7, "think_interval": 0})
     assert cfg.seed == 7 and cfg.think_interval == 0.0
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("device = 'tpu'", "device: must be one of auto, cpu, cuda, mps"),
+    ("torch_threads = -1", "torch_threads: must be between 0 and 1024"),
+    ("teacher_revision = 'a b'", "teacher_revision: not a branch, tag or commit"),
+    ("teacher_revision = '../../etc'", "teacher_revision: not a branch, tag or commit"),
+    ("teacher_chat_template = 'yes'", "teacher_chat_template: expected true or false"),
+    ("download_stall_timeout_s = 0", "download_stall_timeout_s: must be between 1"),
+    ("search_backend = 'altavista'", "search_backend: must be one or more of auto, bing"),
+    ("region = 'USA'", "region: must look like 'us-en' or 'wt-wt'"),
+    ("safesearch = 'strict'", "safesearch: must be one of on, moderate, off"),
+    ("proxy = 'ftp://x'", "proxy: must be a URL starting with http://"),
+    ("proxy = 3128", "proxy: expected a string"),
+])
+def test_hardware_and_web_settings_are_checked(tmp_path, text, needle):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_file(path)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_hardware_and_web_settings_are_read(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('device = "cuda"\ntorch_threads = 2\nteacher_revision = "v1.0"\n'
+                    'teacher_chat_template = false\ndownload_stall_timeout_s = 30\n'
+                    'search_backend = "DuckDuckGo, bing"\nregion = "DE-de"\n'
+                    'safesearch = "off"\nproxy = "socks5h://127.0.0.1:9050"\n')
+    cfg = load_file(path)
+    assert (cfg.device, cfg.torch_threads, cfg.teacher_revision, cfg.teacher_chat_template,
+            cfg.download_stall_timeout_s) == ("cuda", 2, "v1.0", False, 30.0)
+    assert (cfg.search_backend, cfg.region, cfg.safesearch, cfg.proxy) == (
+        "duckduckgo,bing", "de-de", "off", "socks5h://127.0.0.1:9050")
+    defaults = validate(Config())
+    assert (defaults.device, defaults.torch_threads, defaults.search_backend,
+            defaults.region, defaults.safesearch, defaults.proxy) == (
+        "auto", 0, "auto", "us-en", "moderate", "")
+
+
+def test_a_proxy_password_is_not_stored_with_the_settings():
+    from aegis_tui.agent.runtime import redact_config
+    from aegis_tui.config import to_dict
+
+    stored = redact_config(to_dict(apply_overrides(
+        Config(), {"proxy": "http://me:s3cret@proxy.example:3128"})))
+    assert stored["proxy"] == "http://***@proxy.example:3128"
+    assert "s3cret" not in str(stored)

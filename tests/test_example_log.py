@@ -125,3 +125,23 @@ def test_oversized_record_is_not_loaded(data_dir):
         handle.write(msgpack.packb({"v": 1, "blob": "x" * 200_000}))
     result = read_examples(path)
     assert result.count == 2
+
+
+def test_the_teacher_model_and_revision_are_kept_and_old_records_still_read(data_dir):
+    from dataclasses import replace
+
+    path = data_dir / "log.msgpack"
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    old = example(1).to_record()
+    assert "model" not in old and "revision" not in old  # the rules teacher: neither key
+    with path.open("wb") as handle:  # a file written before the keys existed
+        handle.write(msgpack.packb(old))
+    with ExampleLog(path, data_dir / "q") as log:
+        log.append(replace(example(2), policy="gpt2", teacher_model="gpt2",
+                           teacher_revision=sha))
+        log.append(replace(example(3), policy="tiny", teacher_model="/models/tiny"))
+    result = read_examples(path)
+    assert result.count == 3 and not result.skipped
+    assert [(e.teacher_model, e.teacher_revision) for e in result.examples] == [
+        ("", ""), ("gpt2", sha), ("/models/tiny", "")]
+    assert result.examples[1].to_record()["v"] == 1  # same format version: additive keys

@@ -58,7 +58,7 @@ class CyclingDDGS:
         self.calls: list[str] = []
         self.successes = 0
 
-    def factory(self, timeout: float) -> CyclingDDGS:
+    def factory(self, timeout: float, proxy: str | None) -> CyclingDDGS:
         return self
 
     def text(self, query: str, **kwargs: Any) -> Any:
@@ -105,3 +105,42 @@ def test_the_agent_survives_every_web_failure(data_dir: Path) -> None:
     assert any(e.success and e.knowledge_gained > 0 for e in searches), "success still pays"
     assert counters.failed_searches == len(failed)
     assert "javascript:" not in " ".join(e.detail for e in searches)
+
+
+class AlwaysEmptyDDGS:
+    """ddgs during a rate-limit storm: every engine refused, so "No results found."."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        self.clients = 0
+
+    def factory(self, timeout: float, proxy: str | None) -> AlwaysEmptyDDGS:
+        self.clients += 1
+        return self
+
+    def text(self, query: str, **kwargs: Any) -> Any:
+        self.queries.append(query)
+        raise DDGSException("No results found.")
+
+
+def test_a_rate_limit_storm_backs_off_and_is_reported_once(data_dir: Path) -> None:
+    fake = AlwaysEmptyDDGS()
+    events: list[Event] = []
+    settings = {"think_interval": 0, "search_min_interval_s": 0, "search_backoff_s": 30.0}
+    config = apply_overrides(Config(), settings)
+    world = LiveWorld(config, ddgs_factory=fake.factory)
+    with make_runtime(data_dir, world=world, **settings) as rt:
+        rt.bus.subscribe(events.append)
+        summary = rt.agent.run(max_iterations=80)
+    assert summary.stopped_by == "limit"
+    searches = [e for e in events if isinstance(e, IterationDone) and e.action == "web_search"]
+    assert len(searches) > 5 and not any(e.success for e in searches)
+    details = [e.detail for e in searches]
+    assert sum("failed: no results" in d and "times in a row" not in d for d in details) == 2
+    assert any("no results 3 times in a row" in d for d in details)
+    assert any("backing off after" in d for d in details[3:])
+    warnings = [e for e in events if isinstance(e, Notice) and "came back empty" in e.message]
+    assert len(warnings) == 1 and warnings[0].level == "warning"
+    assert len(fake.queries) == 3  # the storm stopped the calls: back-off, not every 2 s
+    assert len(set(fake.queries)) == 3
+    assert fake.clients == 1

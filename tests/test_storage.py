@@ -49,7 +49,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path):
         sys.path.insert(0, {os.getcwd()!r})
         from pathlib import Path
         from aegis_tui.storage.lock import DataDirLock
-        DataDirLock(Path({str(tmp_path / 'aegis.lock')!r})).acquire()
+        held = DataDirLock(Path({str(tmp_path / "aegis.lock")!r})).acquire()
         print("locked", flush=True)
         time.sleep(60)
     """)
@@ -94,3 +94,59 @@ def test_newer_schema_is_refused(tmp_path):
 def test_readonly_open_of_missing_database_is_clear(tmp_path):
     with pytest.raises(DatabaseError, match="no agent database"):
         Database(tmp_path / "missing.sqlite3", readonly=True)
+
+
+def test_the_lock_is_filelock_and_its_holder_record_sits_beside_it(tmp_path):
+    import json
+    import threading
+
+    import filelock
+
+    path = tmp_path / "aegis.lock"
+    lock = DataDirLock(path).acquire()
+    holder = tmp_path / "aegis.lock.holder"
+    record = json.loads(holder.read_text())
+    assert record["pid"] == os.getpid() and record["host"]
+    # Any filelock user sees it held: the lock is the portable library's, not our fcntl.
+    with pytest.raises(filelock.Timeout):
+        filelock.FileLock(str(path), blocking=False).acquire()
+    # Opened in one thread, released in another (the dashboard does both).
+    done = threading.Thread(target=lock.release)
+    done.start()
+    done.join(5)
+    assert not lock.held and not holder.exists()
+    again = DataDirLock(path).acquire()
+    assert again.previous_holder is None  # a clean release leaves no record to report
+    again.release()
+
+
+def test_a_garbage_holder_record_still_refuses_with_a_clear_message(tmp_path):
+    path = tmp_path / "aegis.lock"
+    lock = DataDirLock(path).acquire()
+    try:
+        (tmp_path / "aegis.lock.holder").write_bytes(b"\x00\xffnot json")
+        with pytest.raises(DataDirLocked, match="in use by another aegis-tui process"):
+            DataDirLock(path).acquire()
+        assert read_holder(path) == {}
+    finally:
+        lock.release()
+
+
+def test_export_style_writes_get_umask_permissions(tmp_path):
+    target = tmp_path / "export.json"
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(target, b"{}", private=False)
+        assert (os.stat(target).st_mode & 0o777) == 0o644
+        os.umask(0o077)
+        other = tmp_path / "other.json"
+        atomic_write_bytes(other, b"{}", private=False)
+        assert (os.stat(other).st_mode & 0o777) == 0o600
+        target.chmod(0o640)  # replacing a file keeps the mode it has
+        atomic_write_bytes(target, b"[]", private=False)
+        assert (os.stat(target).st_mode & 0o777) == 0o640 and target.read_bytes() == b"[]"
+    finally:
+        os.umask(old)
+    atomic_write_bytes(tmp_path / "own.bin", b"x")  # the agent's own files stay private
+    assert (os.stat(tmp_path / "own.bin").st_mode & 0o777) == 0o600
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -34,7 +34,12 @@ def test_lm_on_a_local_folder(tiny_lm_dir: Path) -> None:  # noqa: F811
     policy, notice = make_teacher(Config(teacher="lm", teacher_model=str(tiny_lm_dir), seed=3))
     assert isinstance(policy, LMTeacher)
     assert (policy.kind, policy.name, policy.seed) == ("teacher", "tiny-gpt2", 3)
-    assert notice == f"teacher: tiny-gpt2 ({policy.parameter_count / 1e6:.1f}M parameters)"
+    import torch
+
+    threads = torch.get_num_threads()
+    assert notice == (f"teacher: tiny-gpt2 ({policy.parameter_count / 1e6:.1f}M parameters) on "
+                      f"cpu (float32), {threads} torch thread{'s' * (threads != 1)}")
+    assert (policy.device, policy.model_id, policy.revision) == ("cpu", str(tiny_lm_dir), "")
     assert policy.decide(StateSnapshot(iteration=1)).action in ACTIONS
     policy.close()
 
@@ -75,10 +80,15 @@ def test_auto_with_gpt2_offline_and_uncached(
     assert no_network == []
 
 
-def test_auto_reports_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_reports_a_timeout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                tiny_lm_dir: Path) -> None:  # noqa: F811
+    import shutil
+
+    shutil.copytree(tiny_lm_dir, tmp_path / "gpt2")  # "gpt2" names this folder, not the hub
+    monkeypatch.chdir(tmp_path)
     release = threading.Event()
 
-    def stuck(model: str, cache_dir: str | None) -> tuple[object, object]:
+    def stuck(folder: str, placement: object) -> tuple[object, object]:
         release.wait(30)
         raise RuntimeError("released")
 

@@ -124,12 +124,15 @@ def test_batched_scores_equal_scoring_each_alone(teacher: LMTeacher,
     assert teacher.score_mode == "cached"  # the fast path worked; no silent fallback
 
 
-def test_batched_scores_with_continuations_of_unequal_length(teacher: LMTeacher) -> None:
+def test_batched_scores_with_continuations_of_unequal_length(
+    teacher: LMTeacher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Our phrases are equally long for this tokenizer; force 1, 3, 5 and 2 tokens so the
     # padding and masking of both batched paths are exercised.
-    c = teacher._continuations
-    teacher._continuations = [c[0][:1], c[1], c[2] + c[0][:2], c[3][:2]]
     s = _snapshot(4)
+    prompt, c = teacher.encode(s)
+    uneven = [c[0][:1], c[1], c[2] + c[0][:2], c[3][:2]]
+    monkeypatch.setattr(teacher, "encode", lambda snapshot: (prompt, uneven))
     alone = teacher.scores(s, mode="separate")
     _assert_close(teacher.scores(s, mode="cached"), alone)
     _assert_close(teacher.scores(s, mode="padded"), alone)
@@ -175,7 +178,8 @@ def test_huge_state_is_truncated_from_the_left(teacher: LMTeacher) -> None:
 
 def test_max_positions_come_from_the_model(teacher: LMTeacher) -> None:
     assert teacher.max_positions == 512
-    assert teacher.max_prompt_tokens == 512 - max(map(len, teacher._continuations))
+    _, conts = teacher.encode(StateSnapshot(iteration=0))
+    assert teacher.max_prompt_tokens == 512 - max(map(len, conts))
 
 
 def test_hostile_state_decides(teacher: LMTeacher) -> None:
@@ -296,10 +300,18 @@ def test_gpt2_online_mode_without_a_network_fails_after_one_probe(
     assert len(no_network) == 1  # the probe, and no retries
 
 
-def test_load_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def gpt2_here(tmp_path: Path, tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
+    """A folder named ``gpt2`` in the working directory, so "gpt2" loads it (no hub)."""
+    shutil.copytree(tiny_lm_dir, tmp_path / "gpt2")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "gpt2"
+
+
+def test_load_timeout(monkeypatch: pytest.MonkeyPatch, gpt2_here: Path) -> None:
     release = threading.Event()
 
-    def stuck(model: str, cache_dir: str | None) -> tuple[object, object]:
+    def stuck(folder: str, placement: object) -> tuple[object, object]:
         release.wait(30)
         raise RuntimeError("released")
 
@@ -325,8 +337,8 @@ def test_load_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_failure_reasons(monkeypatch: pytest.MonkeyPatch, error: BaseException,
-                         expected: str) -> None:
-    def fail(model: str, cache_dir: str | None) -> tuple[object, object]:
+                         expected: str, gpt2_here: Path) -> None:
+    def fail(folder: str, placement: object) -> tuple[object, object]:
         raise error
 
     monkeypatch.setattr(lm_teacher, "_load_parts", fail)

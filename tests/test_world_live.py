@@ -1,7 +1,9 @@
-"""The live world with a fake DDGS: timeouts, back-off, cache, validation, cancel, probe."""
+"""The live world with a fake DDGS: timeouts, back-off, cache, validation, cancel, probe,
+empty-answer storms, one reused client, search settings and proxies."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -34,20 +36,32 @@ class FakeDDGS:
     def __init__(self, script: list[Any]) -> None:
         self.script = script
         self.calls: list[tuple[str, int]] = []
+        self.kwargs: list[dict[str, Any]] = []
         self.timeouts: list[float] = []
+        self.proxies: list[str | None] = []
 
-    def factory(self, timeout: float) -> FakeDDGS:
+    def factory(self, timeout: float, proxy: str | None) -> FakeDDGS:
         self.timeouts.append(timeout)
+        self.proxies.append(proxy)
         return self
 
     def text(self, query: str, **kwargs: Any) -> Any:
         self.calls.append((query, kwargs["max_results"]))
+        self.kwargs.append(kwargs)
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(step, BaseException):
             raise step
         if callable(step):
             return step()
         return step
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Proxies come from the tests that set them, not from the machine running the tests."""
+    for var in ("DDGS_PROXY", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
 
 
 def make(script: list[Any], clock: Callable[[], float] | None = None,
@@ -66,7 +80,8 @@ def test_success_parses_results() -> None:
     assert response.results[0].title == "Result 1" and response.results[0].body == "Body 1."
     assert fake.calls == [("garbage collection", 3)]
     assert fake.timeouts == [5.0]
-    assert world.description == "live (DuckDuckGo)" and world.poll(1).answers == []
+    assert world.description == "live (ddgs auto: Wikipedia, then web engines)"
+    assert world.poll(1).answers == []
 
 
 def test_cache_hit_by_normalised_query_and_count() -> None:
@@ -227,7 +242,7 @@ def test_cancel_during_a_hanging_call(release: threading.Event) -> None:
 
 
 def test_missing_ddgs_is_a_clear_failure() -> None:
-    def factory(timeout: float) -> Any:
+    def factory(timeout: float, proxy: str | None) -> Any:
         raise ModuleNotFoundError("No module named 'ddgs'")
 
     world = LiveWorld(Config(search_min_interval_s=0.0), ddgs_factory=factory)
@@ -269,3 +284,177 @@ def test_probe_reports_dns_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live.socket, "create_connection", no_dns)
     ok, reason = probe_web(1.0)
     assert not ok and "cannot resolve html.duckduckgo.com" in reason
+
+
+# -- "No results found." storms, the one client, the settings, proxies ---------------------------
+
+NO_RESULTS = DDGSException("No results found.")
+
+
+def test_one_empty_answer_is_no_results_and_not_a_failure() -> None:
+    world, _ = make([NO_RESULTS, [hit(1)]], search_backoff_s=30.0)
+    response = world.search("a query with no answers", 5)
+    assert not response.ok and response.error == "no results" and not response.notice
+    assert world.backoff_remaining() == 0
+
+
+def test_the_same_query_empty_again_stays_a_true_no_results() -> None:
+    world, fake = make([NO_RESULTS], search_backoff_s=30.0)
+    for _ in range(6):
+        response = world.search("xyzzy plugh", 5)
+        assert response.error == "no results" and not response.notice
+    assert world.backoff_remaining() == 0 and len(fake.calls) == 6
+
+
+def test_empty_answers_in_a_row_back_off_and_say_so_once() -> None:
+    clock = FakeClock()
+    world, fake = make([NO_RESULTS], clock, search_backoff_s=30.0)
+    first, second = world.search("asyncio", 5), world.search("json", 5)
+    assert [first.error, second.error] == ["no results", "no results"]
+    third = world.search("pickle", 5)
+    assert not third.ok and "no results 3 times in a row" in third.error
+    assert "pausing searches for 30 s" in third.error
+    assert "rate limit" in third.notice and "No results found." in third.notice
+    assert world.backoff_remaining() == pytest.approx(30.0)
+    waiting = world.search("regex", 5)
+    assert "backing off after 1 failed search" in waiting.error and not waiting.notice
+    assert len(fake.calls) == 3  # no network during back-off
+    clock.t += 31
+    again = world.search("generators", 5)
+    assert "pausing searches for 60 s" in again.error  # doubled, and not announced again
+    assert not again.notice
+    fake.script[:] = [[hit(1)]]
+    clock.t += 61
+    assert world.search("iterators", 5).ok
+    assert world.backoff_remaining() == 0
+    assert world.search("closures", 5).ok  # the streak ended with the success
+
+
+def test_an_empty_answer_does_not_end_a_back_off_streak() -> None:
+    clock = FakeClock()
+    world, _ = make([DDGSException("boom"), NO_RESULTS, DDGSException("boom")], clock,
+                    search_backoff_s=10.0)
+    assert "pausing searches for 10 s" in world.search("a", 5).error
+    clock.t += 11
+    assert world.search("b", 5).error == "no results"
+    clock.t += 1
+    # The failure before the empty answer still counts: the back-off doubles.
+    assert "pausing searches for 20 s" in world.search("c", 5).error
+
+
+def test_an_engine_error_is_a_failure_not_no_results() -> None:
+    world, _ = make([DDGSException("ConnectError: ConnectError('dns error')")],
+                    search_backoff_s=30.0)
+    response = world.search("json", 5)
+    assert "search service error: ConnectError" in response.error
+    assert world.backoff_remaining() == pytest.approx(30.0)
+
+
+def test_one_client_serves_every_search_until_a_call_is_abandoned(
+        release: threading.Event) -> None:
+    hang = lambda: release.wait(30) and [hit(9)]  # noqa: E731
+    fake = FakeDDGS([[hit(1)], [hit(2)], hang, [hit(3)]])
+    world = LiveWorld(Config(search_min_interval_s=0.0, search_timeout_s=0.3,
+                             search_backoff_s=0.0), ddgs_factory=fake.factory)
+    assert world.search("one", 5).ok and world.search("two", 5).ok
+    assert world.clients_built == 1 and len(fake.timeouts) == 1
+    assert "timed out" in world.search("three", 5).error
+    assert world.search("four", 5).ok
+    assert world.clients_built == 2  # rebuilt: the hung call may still hold the old one
+
+
+def test_search_settings_reach_ddgs() -> None:
+    world, fake = make([[hit(1)]], search_backend="duckduckgo,bing", region="de-de",
+                       safesearch="off")
+    assert world.search("json", 5).ok
+    assert fake.kwargs == [{"max_results": 5, "backend": "duckduckgo,bing", "region": "de-de",
+                            "safesearch": "off"}]
+    assert world.description == "live (ddgs: duckduckgo, bing)"
+
+
+@pytest.mark.parametrize(("env", "setting", "expected"), [
+    ({}, "", None),
+    ({"HTTPS_PROXY": "http://proxy.example:3128"}, "", "http://proxy.example:3128"),
+    ({"https_proxy": "http://lower.example:3128"}, "", "http://lower.example:3128"),
+    ({"ALL_PROXY": "socks5://tor.example:9050"}, "", "socks5://tor.example:9050"),
+    ({"HTTPS_PROXY": "http://p:1", "DDGS_PROXY": "http://ddgs:2"}, "", "http://ddgs:2"),
+    ({"HTTPS_PROXY": "http://p:1"}, "http://mine:3", "http://mine:3"),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "localhost,.duckduckgo.com"}, "", None),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "*"}, "", None),
+    ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.org"}, "", "http://p:1"),
+])
+def test_the_proxy_comes_from_the_setting_then_the_environment(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], setting: str,
+        expected: str | None) -> None:
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert live.search_proxy(setting) == expected
+    world, fake = make([[hit(1)]], proxy=setting)
+    assert world.search("json", 5).ok
+    assert fake.proxies == [expected]  # the ddgs client gets the same proxy
+
+
+class FakeProxy:
+    """An HTTP proxy on 127.0.0.1 that answers CONNECT with ``status`` and records it."""
+
+    def __init__(self, status: str = "200 Connection established") -> None:
+        self.status = status
+        self.requests: list[str] = []
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self.server.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(1024)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.requests.append(data.decode("latin-1"))
+                conn.sendall(f"HTTP/1.1 {self.status}\r\n\r\n".encode())
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[FakeProxy]:
+    server = FakeProxy()
+    yield server
+    server.close()
+
+
+def test_probe_goes_through_an_http_proxy(proxy: FakeProxy) -> None:
+    ok, reason = probe_web(2.0, proxy=proxy.url)
+    assert ok and reason.startswith("reached html.duckduckgo.com through the proxy 127.0.0.1:")
+    assert proxy.requests[0].startswith("CONNECT html.duckduckgo.com:443 HTTP/1.1\r\n")
+
+
+def test_probe_through_a_proxy_that_wants_a_password() -> None:
+    server = FakeProxy("407 Proxy Authentication Required")
+    try:
+        host = server.url.removeprefix("http://")
+        ok, reason = probe_web(2.0, proxy=f"http://me:s%40cret@{host}")
+    finally:
+        server.close()
+    assert not ok and "wants a user name and password" in reason
+    assert "Proxy-Authorization: Basic bWU6c0BjcmV0" in server.requests[0]  # me:s@cret
+
+
+def test_auto_world_probes_through_https_proxy(proxy: FakeProxy, data_dir: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from aegis_tui.paths import DataPaths
+    from aegis_tui.world.select import create_world
+
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+    world, notice = create_world(Config(world="auto", probe_timeout_s=2.0), DataPaths(data_dir))
+    assert isinstance(world, LiveWorld) and world.proxy == proxy.url
+    assert notice.endswith("(web reachable)")
+    assert proxy.requests and proxy.requests[0].startswith("CONNECT html.duckduckgo.com:443")

@@ -39,7 +39,7 @@ def test_live_gets_the_cancel_event(data_dir: Path) -> None:
     world, notice = create_world(Config(world="live"), DataPaths(data_dir), cancel=cancel,
                                  probe=_never)
     assert isinstance(world, LiveWorld) and world.cancel is cancel
-    assert notice == "world: live (DuckDuckGo)"
+    assert notice == "world: live (ddgs auto: Wikipedia, then web engines)"
 
 
 def test_auto_picks_live_when_the_probe_succeeds(data_dir: Path) -> None:
@@ -53,7 +53,7 @@ def test_auto_picks_live_when_the_probe_succeeds(data_dir: Path) -> None:
     world, notice = create_world(config, DataPaths(data_dir), probe=probe)
     assert isinstance(world, LiveWorld)
     assert asked == [1.5]
-    assert notice == "world: live (DuckDuckGo) (web reachable)"
+    assert notice == "world: live (ddgs auto: Wikipedia, then web engines) (web reachable)"
 
 
 def test_auto_falls_back_to_offline(data_dir: Path) -> None:

@@ -13,6 +13,7 @@ import sys
 
 from aegis_tui.config import Config
 from aegis_tui.events import (
+    DownloadProgress,
     Event,
     EventBus,
     IterationDone,
@@ -85,6 +86,12 @@ def describe(event: Event) -> tuple[int, str] | None:
             return logging.INFO, f"agent {event.state}"
         case KnowledgeAdded():
             return None
+        case DownloadProgress(milestone=True):
+            from aegis_tui.policy.model_download import describe_status
+
+            return logging.INFO, describe_status(event)
+        case DownloadProgress():
+            return None  # the dashboard shows every one; the log a line per file or 5 s
     return None
 
 

@@ -92,11 +92,13 @@ class ActionExecutor:
     def _search(self, snapshot: StateSnapshot, iteration: int) -> ActionResult:
         query, topic_norm = self._search_query(snapshot)
         counters = self.state.counters
+        notice = ""
         if not query:
             response_ok, results, error = False, (), "nothing to search for"
         else:
             response = self.world.search(query, self.state.settings["results_per_search"])
             response_ok, results, error = response.ok, response.results, response.error
+            notice = response.notice
         now = self.world.now()
         with self.db.transaction():
             counters.web_searches += 1
@@ -107,7 +109,9 @@ class ActionExecutor:
                 self.state.record_search_gain(-1)
                 return ActionResult(Action.WEB_SEARCH, False, self.rewards.search_failed,
                                     detail=f"search for '{clean(query, 60)}' failed: "
-                                           f"{clean(error, 120)}")
+                                           f"{clean(error, 120)}",
+                                    events=[Notice(clean(notice, 300), "warning")]
+                                    if notice else [])
             items = [
                 KnowledgeItem(topic=clean(query, 120), title=clean(r.title, 200) or "(untitled)",
                               text=clean(r.body, 1000), source=clean(r.url, 500),

@@ -245,6 +245,7 @@ class Agent:
         count = self.examples.append(Example(
             iteration=i, time=time.time(), state=snapshot, action=decision.action.value,
             probs=decision.probs, policy=decision.name,
+            teacher_model=decision.model, teacher_revision=decision.revision,
             outcome=Outcome(success=result.success, knowledge_gained=result.knowledge_gained,
                             details=result.detail[:300]),
             reward=result.reward))
@@ -273,5 +274,6 @@ class Agent:
             phase_title=self.learning.title,
             policy_name="HRM" if phases.hrm_deciding else self.teacher_label,
             world=self.world.description, label_counts=tuple(self.examples.label_counts),
-            threshold=phases.examples_needed()))
+            threshold=phases.examples_needed(),
+            teacher_device=str(getattr(self.teacher, "device", ""))))
 

@@ -125,6 +125,8 @@ def status_data(src: Sources) -> dict[str, Any]:
         "agent": src.holder,
         "world": run.get("world"),
         "teacher": run.get("teacher"),
+        "teacher_device": run.get("teacher_device"),
+        "teacher_revision": run.get("teacher_revision") or None,
         "phase": phase,
         "operation": {
             "iterations": counters.iteration,
@@ -229,6 +231,16 @@ def _bar(fraction: float, width: int = 30) -> str:
 RULE = "=" * 60
 
 
+def _teacher_line(d: dict[str, Any]) -> str:
+    """``gpt2 on cuda (bfloat16, NVIDIA H200), commit 607a30d`` (what the last run used)."""
+    line = clean(str(d.get("teacher") or "n/a"), 80)
+    if d.get("teacher_device"):
+        line += f" on {clean(str(d['teacher_device']), 60)}"
+    if d.get("teacher_revision"):
+        line += f", commit {clean(str(d['teacher_revision']), 40)[:7]}"
+    return line
+
+
 def format_status(d: dict[str, Any]) -> str:
     op, kn, st, hrm, ph = d["operation"], d["knowledge"], d["state"], d["hrm"], d["phase"]
     agent = d.get("agent") or {}
@@ -238,7 +250,7 @@ def format_status(d: dict[str, Any]) -> str:
         f"Data directory:  {d['data_dir']}",
         f"Agent:           {running}",
         f"World:           {d.get('world') or 'n/a'}",
-        f"Teacher:         {d.get('teacher') or 'n/a'}",
+        f"Teacher:         {_teacher_line(d)}",
         "",
         "OPERATION STATISTICS",
         f"  Iterations:             {op['iterations']}",

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aegis_tui.agent.event_log import attach, configure_file_log
 from aegis_tui.agent.loop import Agent
 from aegis_tui.config import Config, to_dict
-from aegis_tui.events import EventBus, Notice
+from aegis_tui.events import DownloadProgress, EventBus, Notice
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.base import Policy
+from aegis_tui.policy.model_download import DownloadStatus
 from aegis_tui.storage.atomic import remove_stale_temps
 from aegis_tui.storage.database import Database
 from aegis_tui.storage.lock import DataDirLock, describe
@@ -43,6 +45,40 @@ def _resume_numbering(agent: Agent, paths: DataPaths) -> list[str]:
     counters.iteration = last
     agent.state.save()
     return [f"iterations continue from {last}, the last one in {paths.examples.name}"]
+
+
+def _download_publisher(bus: EventBus) -> Callable[[DownloadStatus], None]:
+    """Publish the teacher model's download progress on the bus (dashboard, headless log)."""
+
+    def publish(status: DownloadStatus) -> None:
+        bus.publish(DownloadProgress(
+            model=status.model, file=status.file, file_bytes=status.file_bytes,
+            file_total=status.file_total, done_bytes=status.done_bytes,
+            total_bytes=status.total_bytes, rate_bps=status.rate_bps,
+            file_index=status.file_index, files_total=status.files_total,
+            finished=status.finished, milestone=status.milestone))
+
+    return publish
+
+
+def teacher_facts(teacher: Policy) -> dict[str, str]:
+    """Where an LM teacher runs and which commit it is, for ``status`` (empty for the rules)."""
+    placement = getattr(teacher, "placement", None)
+    if placement is None:
+        return {}
+    return {"teacher_model": str(getattr(teacher, "model_id", "")),
+            "teacher_revision": str(getattr(teacher, "revision", "")),
+            "teacher_device": str(placement.label)}
+
+
+def redact_config(settings: dict[str, object]) -> dict[str, object]:
+    """The settings with a proxy's password taken out (they are stored in the database)."""
+    proxy = settings.get("proxy")
+    if isinstance(proxy, str) and "@" in proxy:
+        scheme, _, rest = proxy.rpartition("://")
+        host = rest.rsplit("@", 1)[-1]
+        settings = {**settings, "proxy": f"{scheme}://***@{host}" if scheme else f"***@{host}"}
+    return settings
 
 
 @dataclass(slots=True)
@@ -99,11 +135,12 @@ class AgentRuntime:
             opened.append(world)
             teacher_notice = ""
             if teacher is None:
-                teacher, teacher_notice = make_teacher(config)
+                teacher, teacher_notice = make_teacher(config,
+                                                       on_progress=_download_publisher(bus))
             label = teacher_label(teacher.name)
-            db.set_meta(CONFIG_META_KEY, to_dict(config))
+            db.set_meta(CONFIG_META_KEY, redact_config(to_dict(config)))
             db.set_meta(RUN_META_KEY, {"world": world.description, "teacher": teacher.name,
-                                       "teacher_label": label})
+                                       "teacher_label": label, **teacher_facts(teacher)})
             agent = Agent(config=config, paths=paths, db=db, examples=examples, world=world,
                           teacher=teacher, bus=bus, teacher_label=label, stop_event=cancel)
             if db.recovered_from is not None:

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("train", "decide", "rl", "sim", "learning", "ui")
+SECTIONS = ("train", "decide", "rl", "sim", "learning", "ui", "threads")
+# What a plain ``aegis-tui bench`` runs; ``threads`` (minutes, a training child) on request.
+DEFAULT_SECTIONS = ("train", "decide", "rl", "sim", "learning", "ui")
 
 TARGETS = {
     "train_seconds": ("<=", 15.0),
@@ -93,29 +95,52 @@ def bench_decide(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     from aegis_tui.bench.synthetic_states import synthetic_examples
     from aegis_tui.policy.lm_teacher import LMTeacher
     from aegis_tui.policy.local_lm import build_local_gpt2
+    from aegis_tui.policy.torch_threads import wanted_threads
 
+    device = out.get("device", "cpu")
+    hrm_threads = torch.get_num_threads()
     hrm = measure_hrm_decide_ms(100 if quick else 500)
     out["hrm_decide_ms_p50"] = statistics.median(hrm)
     out["hrm_decide_ms_p95"] = percentile(hrm, 0.95)
     out["hrm_parameters"] = hrm_parameter_count()
     folder = build_local_gpt2(workdir / "gpt2-sized", size="gpt2", seed=0)
-    teacher = LMTeacher.load(str(folder), timeout_s=600, seed=0)
+    teacher = LMTeacher.load(str(folder), timeout_s=600, seed=0, device=device)
     try:
         states = [ex.state for ex in synthetic_examples(40, seed=5)]
+        # The agent's process runs an LM teacher on this many threads (policy/torch_threads).
+        torch.set_num_threads(wanted_threads(teacher=True))
+        out["teacher_torch_threads"] = torch.get_num_threads()
+        out["teacher_device"] = teacher.placement.label
         times = _time_decisions(teacher, states, 8 if quick else 30)
         out["teacher_decide_ms_p50"] = statistics.median(times)
         out["teacher_decide_ms_p95"] = percentile(times, 0.95)
         out["teacher_parameters"] = teacher.parameter_count
-        # For transparency: the teacher with every core (the agent gives it one thread).
-        torch.set_num_threads(os.cpu_count() or 1)
-        wide = _time_decisions(teacher, states, 5 if quick else 15)
-        out["teacher_decide_ms_p50_all_cores"] = statistics.median(wide)
-        torch.set_num_threads(1)
+        if teacher.device == "cpu":
+            # For transparency: one thread, and every core.
+            for key, threads in (("teacher_decide_ms_p50_one_thread", 1),
+                                 ("teacher_decide_ms_p50_all_cores", os.cpu_count() or 1)):
+                torch.set_num_threads(threads)
+                out[key] = statistics.median(
+                    _time_decisions(teacher, states, 5 if quick else 15))
     finally:
+        torch.set_num_threads(hrm_threads)
         teacher.close()
     out["hrm_speedup_over_teacher"] = out["teacher_decide_ms_p50"] / out["hrm_decide_ms_p50"]
     _log(f"decide: HRM {out['hrm_decide_ms_p50']:.2f} ms, GPT-2-sized teacher "
-         f"{out['teacher_decide_ms_p50']:.0f} ms ({out['hrm_speedup_over_teacher']:.0f}x)")
+         f"{out['teacher_decide_ms_p50']:.0f} ms on {out['teacher_device']} "
+         f"({out['hrm_speedup_over_teacher']:.0f}x)")
+
+
+def bench_threads(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
+    """The teacher at 1..N threads, alone and beside a training child (README, Threads)."""
+    from aegis_tui.bench.teacher_threads import measure_teacher_threads
+
+    result = measure_teacher_threads(workdir, decisions=5 if quick else 15,
+                                     device=out.get("device", "cpu"))
+    out["teacher_threads"] = result
+    for n, idle, busy in zip(result["threads"], result["idle_ms_p50"],
+                             result["training_ms_p50"], strict=True):
+        _log(f"teacher on {n} thread(s): {idle:.0f} ms alone, {busy:.0f} ms beside training")
 
 
 def bench_rl(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
@@ -172,7 +197,7 @@ def bench_ui(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
 
 _RUNNERS: dict[str, Callable[[Path, bool, dict[str, Any]], None]] = {
     "train": bench_train, "decide": bench_decide, "rl": bench_rl, "sim": bench_sim,
-    "learning": bench_learning, "ui": bench_ui,
+    "learning": bench_learning, "ui": bench_ui, "threads": bench_threads,
 }
 
 
@@ -190,6 +215,7 @@ _ROWS = (
     ("hrm_decide_ms_p50", "HRM decide p50 (ms)", "{:.2f}"),
     ("hrm_decide_ms_p95", "HRM decide p95 (ms)", "{:.2f}"),
     ("teacher_decide_ms_p50", "GPT-2-sized teacher decide p50 (ms)", "{:.0f}"),
+    ("teacher_decide_ms_p50_one_thread", "  the same on one torch thread (ms)", "{:.0f}"),
     ("teacher_decide_ms_p50_all_cores", "  the same with torch on every core (ms)", "{:.0f}"),
     ("hrm_speedup_over_teacher", "HRM speed-up over the teacher (x)", "{:.0f}"),
     ("hrm_parameters", "HRM parameters", "{:,}"),
@@ -217,6 +243,15 @@ def format_table(results: dict[str, Any]) -> str:
             op, goal = TARGETS[key]
             target = f"{op} {goal:g} " + ("(met)" if checks.get(key) else "(MISSED)")
         lines.append(f"| {label} | {fmt.format(results[key])} | {target} |")
+    if results.get("teacher_device"):
+        lines.append(f"| teacher ran on | {results['teacher_device']}, "
+                     f"{results.get('teacher_torch_threads')} torch thread(s) |  |")
+    threads = results.get("teacher_threads")
+    if threads:
+        for n, idle, busy in zip(threads["threads"], threads["idle_ms_p50"],
+                                 threads["training_ms_p50"], strict=True):
+            lines.append(f"| teacher decide p50, {n} thread(s): alone / beside training (ms) | "
+                         f"{idle:.0f} / {busy:.0f} |  |")
     m = results.get("machine", {})
     lines.append("")
     lines.append(f"Machine: {m.get('cpu_count')} CPU cores ({m.get('processor')}), "
@@ -224,22 +259,31 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_bench(*, json_only: bool = False, quick: bool = False, only: str | None = None) -> int:
+def run_bench(*, json_only: bool = False, quick: bool = False, only: str | None = None,
+              device: str = "cpu") -> int:
     import os as _os
 
     _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads anything
-    wanted = SECTIONS if not only else tuple(s.strip() for s in only.split(",") if s.strip())
+    wanted = DEFAULT_SECTIONS if not only else tuple(
+        s.strip() for s in only.split(",") if s.strip())
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown:
         print(f"aegis-tui: error: unknown bench section(s) {', '.join(unknown)}; choose from "
               f"{', '.join(SECTIONS)}", file=sys.stderr)
         return 2
+    from aegis_tui.policy.devices import DeviceUnavailable, resolve_device
     from aegis_tui.policy.torch_threads import limit_agent_threads
 
-    # Measure what the agent experiences: its process runs torch on one thread (see
-    # policy/torch_threads.py); the training child picks its own count.
+    if "decide" in wanted or "threads" in wanted:
+        try:
+            resolve_device(device)
+        except DeviceUnavailable as exc:
+            print(f"aegis-tui: error: --device {device}: {exc}", file=sys.stderr)
+            return 2
+    # Measure what the agent experiences: the HRM on one thread, an LM teacher on the count
+    # policy/torch_threads.py picks; the training child picks its own.
     limit_agent_threads()
-    results: dict[str, Any] = {"machine": machine(), "quick": quick}
+    results: dict[str, Any] = {"machine": machine(), "quick": quick, "device": device}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aegis-bench-") as tmp:
         for section in wanted:

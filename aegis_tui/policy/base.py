@@ -16,6 +16,8 @@ class Decision:
     policy: str  # "teacher" or "hrm"
     name: str  # shown to people: "gpt2", "rules", "HRM"
     value: float | None = None  # the HRM's value estimate, when it has one
+    model: str = ""  # an LM teacher's model id or folder, recorded with the example
+    revision: str = ""  # the commit that model came from (hub models)
 
     def __post_init__(self) -> None:
         if len(self.probs) != len(ACTIONS):

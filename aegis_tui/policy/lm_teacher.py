@@ -1,25 +1,42 @@
 """The ``lm`` teacher: a Hugging Face causal language model scores the four actions.
 
-``LMTeacher.load`` loads any causal LM by hub id (``"gpt2"``) or local folder for CPU
-inference, quietly and within a time limit; every failure becomes ``TeacherLoadError`` with a
-one-line reason a person can act on. ``decide`` describes the state in words
+``LMTeacher.load`` loads any causal LM by hub id (``"gpt2"``) or local folder, on the device
+``--device`` names (``policy.devices``), quietly; every failure becomes ``TeacherLoadError``
+with a one-line reason a person can act on. ``decide`` describes the state in words
 (``policy.prompt``), scores the four continuations by their log-likelihood after the prompt,
 turns the scores into probabilities and samples one action with a seeded RNG.
 
+Tokenising. The prompt and a continuation are encoded *together* and split at the
+boundary, the convention of lm-evaluation-harness (``_encode_pair``): encode the context,
+encode context + continuation, and the continuation's tokens are what follows the
+context's. Encoding ``" search the web"`` alone is right for GPT-2's byte-level BPE but not
+for SentencePiece tokenizers (Llama, Mistral, Gemma), which put a word-boundary piece in
+front of any text they are given, so the model would be scored on a token that never
+follows the prompt. Where the tokenizer merges across the boundary, the split is where the
+encodings stop agreeing. Special tokens the tokenizer adds in front of a text (a BOS) are
+kept in front of the prompt, also when a long prompt is cut from the left.
+
+Instruction-tuned models. When the tokenizer has a chat template (and
+``teacher_chat_template`` is on) the prompt is sent as the user's message through the
+template with the assistant's turn opened, and each continuation is the assistant's reply
+("search the web", no leading space). Base models get the plain prompt.
+
 Scoring. The score of an action is the *mean* log-probability of its continuation's tokens
 (not the sum): a sum favours short continuations simply for having fewer tokens to pay for.
-Our continuations are all three GPT-2 tokens, so for GPT-2 the two agree up to a constant
-factor; the mean keeps other tokenizers, which may split the phrases unevenly, fair too.
 The fast path runs the prompt once, keeps its KV cache, repeats the cache four times and runs
 the four continuations as one padded batch (prompt tokens once instead of four times). The
 reference path runs four padded ``prompt + continuation`` sequences in one batch; a model
 whose cache cannot be repeated falls back to it. Both equal scoring each continuation alone.
 
-Loading and the network. A hub id is first looked for in the local cache with no network at
-all, so a cached ``gpt2`` loads offline and never waits on the hub. Only when it is not cached
-and offline mode is off (``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE``) is the hub contacted, and
-only after a short connection probe, because ``huggingface_hub`` otherwise retries a dead
-network for about half a minute. Custom model code is never run (``trust_remote_code=False``).
+Loading and the network. A folder is loaded as it is. A hub id is first looked for in the
+local cache with no network at all, so a cached ``gpt2`` loads offline and never waits on
+the hub. Only when it is not cached and offline mode is off (``HF_HUB_OFFLINE``) is the hub
+contacted: after a short connection probe (``huggingface_hub`` otherwise retries a dead
+network for about half a minute), the files are downloaded by ``policy.model_download``,
+which reports progress and gives up on a *stalled* download, never on a slow one. The
+commit the model came from is kept (``revision``) so the examples can name it. Custom model
+code is never run (``trust_remote_code=False``). Reading the weights from disk into memory
+is bounded by ``timeout_s``.
 
 ``torch`` and ``transformers`` are imported only when a model is loaded.
 """
@@ -36,12 +53,16 @@ import re
 import socket
 import threading
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from aegis_tui.actions import ACTIONS, Action
 from aegis_tui.policy.base import Decision
+from aegis_tui.policy.devices import Placement, resolve_device
+from aegis_tui.policy.model_download import ModelDownloadError, ProgressCallback, download_model
 from aegis_tui.policy.prompt import CONTINUATIONS, build_prompt
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.text import clean
@@ -89,7 +110,7 @@ def silence_libraries() -> None:
     warnings.filterwarnings("ignore", module=r"(transformers|huggingface_hub)(\.|$)")
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
     from huggingface_hub import constants
 
     env = any(
@@ -99,7 +120,7 @@ def _offline() -> bool:
     return env or bool(constants.HF_HUB_OFFLINE)
 
 
-def _hub_reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+def hub_reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     """Can we open a TCP connection to the hub? (Skipped behind a proxy, which we can't probe.)"""
     if any(os.environ.get(k) for k in _PROXY_VARS):
         return True
@@ -114,7 +135,7 @@ def _hub_reachable(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
     return True
 
 
-def _as_folder(model: str) -> Path | None:
+def as_folder(model: str) -> Path | None:
     """The folder ``model`` names, or None when it is a hub id (which may still be cached)."""
     path = Path(model).expanduser()
     if path.exists():
@@ -128,7 +149,7 @@ def _as_folder(model: str) -> Path | None:
     return path if looks_like_path else None
 
 
-def _check_folder(folder: Path) -> None:
+def check_model_folder(folder: Path) -> None:
     """Reject a folder that cannot be a model, naming what is missing."""
     if not folder.exists():
         raise TeacherLoadError(f"model folder {folder} does not exist")
@@ -158,47 +179,89 @@ def _check_folder(folder: Path) -> None:
         raise TeacherLoadError(f"{folder} has no tokenizer files (tokenizer.json or vocab.json)")
 
 
-def _dtype_kwargs(torch: Any) -> dict[str, Any]:
+def _dtype_kwargs(torch: Any, placement: Placement) -> dict[str, Any]:
     import transformers
 
     major, minor = (int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
     # transformers 4.56 renamed torch_dtype to dtype; 5.x defaults to "auto", so be explicit.
     key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-    return {key: torch.float32}
+    return {key: placement.dtype(torch)}
 
 
-def _from_pretrained(source: str, *, local_only: bool, cache_dir: str | None) -> tuple[Any, Any]:
+@dataclass(frozen=True, slots=True)
+class ModelSource:
+    """A model on local disk: its folder, what the user called it, and its commit (hub only)."""
+
+    folder: Path
+    model_id: str
+    revision: str = ""
+
+
+def cached_snapshot(model: str, revision: str, cache_dir: str | None) -> Path | None:
+    """The cached snapshot folder of hub id ``model`` at ``revision``, if complete enough."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(model, revision=revision or None, cache_dir=cache_dir,
+                                        local_files_only=True))
+        check_model_folder(folder)
+    except Exception:  # not cached, partly cached, or not even a valid id: not usable
+        return None
+    return folder
+
+
+def locate_model(model: str, *, revision: str = "", cache_dir: str | None = None,
+                 stall_timeout_s: float = 60.0,
+                 on_progress: ProgressCallback | None = None) -> ModelSource:
+    """The local folder of ``model`` (a folder, or a hub id: cached, else downloaded).
+
+    Raises ``TeacherLoadError`` for every failure, with one line saying why.
+    """
+    silence_libraries()
+    folder = as_folder(model)
+    if folder is not None:
+        if revision:
+            raise TeacherLoadError(f"teacher_revision ({clean(revision, 60)}) pins a hub model; "
+                                   f"{folder} is a local folder")
+        check_model_folder(folder)
+        return ModelSource(folder=folder, model_id=str(folder))
+    cached = cached_snapshot(model, revision, cache_dir)
+    if cached is not None:
+        return ModelSource(folder=cached, model_id=model, revision=cached.name)
+    pinned = f" at revision {clean(revision, 60)}" if revision else ""
+    if hub_offline():
+        raise TeacherLoadError(
+            f"{model}{pinned} is not in the Hugging Face cache and offline mode is on "
+            "(HF_HUB_OFFLINE)"
+        )
+    if not hub_reachable():
+        raise TeacherLoadError(
+            f"cannot reach the Hugging Face Hub and {model}{pinned} is not in the local cache"
+        )
+    try:
+        got = download_model(model, revision=revision or None, cache_dir=cache_dir,
+                             stall_timeout_s=stall_timeout_s, on_progress=on_progress)
+    except ModelDownloadError as exc:
+        raise TeacherLoadError(str(exc)) from None
+    except Exception as exc:
+        raise TeacherLoadError(load_failure_reason(exc, model, revision)) from None
+    check_model_folder(got.folder)
+    return ModelSource(folder=got.folder, model_id=model, revision=got.commit)
+
+
+def _load_parts(folder: str, placement: Placement) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local folder, the model on ``placement``'s device."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    common: dict[str, Any] = {
-        "local_files_only": local_only, "cache_dir": cache_dir, "trust_remote_code": False,
-    }
-    tokenizer = AutoTokenizer.from_pretrained(source, **common)
-    model = AutoModelForCausalLM.from_pretrained(source, **common, **_dtype_kwargs(torch))
-    return tokenizer, model
-
-
-def _load_parts(model: str, cache_dir: str | None) -> tuple[Any, Any]:
-    """Load (tokenizer, model) for ``model``, raising ``TeacherLoadError`` for known failures."""
     silence_libraries()
-    folder = _as_folder(model)
-    if folder is not None:
-        _check_folder(folder)
-        return _from_pretrained(str(folder), local_only=True, cache_dir=cache_dir)
-    try:
-        return _from_pretrained(model, local_only=True, cache_dir=cache_dir)
-    except OSError:
-        pass  # not (fully) in the cache
-    if _offline():
-        raise TeacherLoadError(
-            f"{model} is not in the Hugging Face cache and offline mode is on (HF_HUB_OFFLINE)"
-        )
-    if not _hub_reachable():
-        raise TeacherLoadError(
-            f"cannot reach the Hugging Face Hub and {model} is not in the local cache"
-        )
-    return _from_pretrained(model, local_only=False, cache_dir=cache_dir)
+    common: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    tokenizer = AutoTokenizer.from_pretrained(folder, **common)
+    model = AutoModelForCausalLM.from_pretrained(folder, **common,
+                                                 **_dtype_kwargs(torch, placement))
+    if placement.device != "cpu":
+        model = model.to(placement.device)
+    return tokenizer, model
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -210,7 +273,7 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-def _reason(exc: BaseException, model: str) -> str:
+def load_failure_reason(exc: BaseException, model: str, revision: str = "") -> str:
     """One human line for why loading ``model`` failed."""
     if isinstance(exc, TeacherLoadError):
         return exc.reason
@@ -221,11 +284,16 @@ def _reason(exc: BaseException, model: str) -> str:
         return f"out of memory while loading {model}"
     if "trust_remote_code" in text:
         return f"{model} needs its own Python code to run, which aegis-tui never executes"
+    if "RevisionNotFoundError" in names:
+        return (f"{model} has no revision {clean(revision, 60) or 'main'} on the Hugging Face "
+                "Hub (teacher_revision names a branch, tag or commit)")
     not_found = names & {"RepositoryNotFoundError", "GatedRepoError"}
     if not_found or "not a valid model identifier" in text:
         return f"{model} was not found on the Hugging Face Hub (or is private or gated)"
     if names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled"} or "couldn't connect" in text:
         return f"could not download {model}: the Hugging Face Hub did not answer"
+    if names & {"ConnectError", "ConnectTimeout", "ReadTimeout", "ProxyError"}:
+        return f"could not download {model}: {type(exc).__name__} ({clean(str(exc), 120)})"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if len(first) > 160 and ". " in first:  # library messages run on; the first sentence says it
         first = first.split(". ")[0] + "."
@@ -264,13 +332,23 @@ def _softmax(scores: list[float], temperature: float) -> tuple[float, ...]:
     return tuple(w / total for w in weights)
 
 
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class LMTeacher:
     """A causal LM as the teacher. Build it with ``LMTeacher.load``."""
 
     kind = "teacher"
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, seed: int = 0,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, placement: Placement | None = None,
+                 model_id: str = "", revision: str = "", chat_template: bool = True) -> None:
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError("temperature must be a positive number")
         import torch
@@ -279,35 +357,55 @@ class LMTeacher:
         self._model = model
         self._tokenizer = tokenizer
         self.name = name
+        self.model_id = model_id or name
+        self.revision = revision
+        self.placement = placement or Placement("cpu", "float32")
+        self.device = self.placement.device
         self.temperature = temperature
         self.seed = seed
         self._rng = random.Random(f"lm-teacher:{seed}")
         self.parameter_count = sum(p.numel() for p in model.parameters())
         self.max_positions = _max_positions(model, tokenizer)
         self.score_mode = "cached"
-        self._trims_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
+        params = inspect.signature(model.forward).parameters
+        self._trims_logits = "logits_to_keep" in params
+        # transformers 5 calls the KV cache ``cache``; 4.x called it ``past_key_values``.
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         if tokenizer.pad_token is None and tokenizer.eos_token is not None:
             tokenizer.pad_token = tokenizer.eos_token
         pad = tokenizer.pad_token_id
         self._pad_id = pad if isinstance(pad, int) else 0
-        self._continuations = [
-            list(tokenizer(CONTINUATIONS[a], add_special_tokens=False)["input_ids"])
-            for a in ACTIONS
-        ]
-        if not all(self._continuations):
+        self.chat = bool(chat_template and getattr(tokenizer, "chat_template", None))
+        self.chat_note = ""
+        if self.chat:
+            try:
+                self._chat_text("x")
+            except Exception as exc:  # a template that cannot render: use the plain prompt
+                self.chat = False
+                self.chat_note = f"its chat template failed ({type(exc).__name__}), so the " \
+                                 "plain prompt is used"
+        self._prefix = [] if self.chat else self._leading_specials()
+        _, sample_conts = self.encode(StateSnapshot(iteration=0))
+        if not all(sample_conts):
             raise TeacherLoadError(f"{name}'s tokenizer turns an action phrase into no tokens")
         # Room for the longest continuation after the (left-truncated) prompt.
-        self.max_prompt_tokens = self.max_positions - max(map(len, self._continuations))
-        if self.max_prompt_tokens < 1:
+        self.max_prompt_tokens = self.max_positions - max(map(len, sample_conts))
+        if self.max_prompt_tokens < len(self._prefix) + 1:
             raise TeacherLoadError(f"{name} has too few positions ({self.max_positions})")
 
     @classmethod
     def load(cls, model: str, *, timeout_s: float, seed: int = 0, temperature: float = 1.0,
-             cache_dir: str | os.PathLike[str] | None = None) -> LMTeacher:
-        """Load ``model`` (hub id or folder) for CPU inference within ``timeout_s`` seconds.
+             cache_dir: str | os.PathLike[str] | None = None, device: str = "cpu",
+             revision: str = "", chat_template: bool = True, stall_timeout_s: float = 60.0,
+             on_progress: ProgressCallback | None = None) -> LMTeacher:
+        """Load ``model`` (hub id or folder) on ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``).
 
-        ``cache_dir`` overrides the Hugging Face cache (tests use an empty one). Raises
-        ``TeacherLoadError`` with a one-line reason on any failure.
+        A hub model not in the cache is downloaded first (``on_progress`` hears how it goes;
+        it gives up after ``stall_timeout_s`` without data); reading the weights into memory
+        must then finish within ``timeout_s`` seconds. ``cache_dir`` overrides the Hugging
+        Face cache (tests use an empty one). Raises ``devices.DeviceUnavailable`` when the
+        device is not here and ``TeacherLoadError`` with a one-line reason on any other
+        failure.
         """
         model = model.strip()
         name = short_name(model)
@@ -317,39 +415,102 @@ class LMTeacher:
             raise ValueError("timeout_s must be a positive number")
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError("temperature must be a positive number")
-        outcome: dict[str, Any] = {}
+        placement = resolve_device(device)
         cache = None if cache_dir is None else str(cache_dir)
+        source = locate_model(model, revision=revision, cache_dir=cache,
+                              stall_timeout_s=stall_timeout_s, on_progress=on_progress)
+        outcome: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                outcome["parts"] = _load_parts(model, cache)
+                outcome["parts"] = _load_parts(str(source.folder), placement)
             except BaseException as exc:  # reported to the caller, never lost in the thread
                 outcome["error"] = exc
 
-        # A daemon thread: a load stuck on the network cannot keep the process alive.
+        # A daemon thread: a load stuck on a slow disk cannot keep the process alive.
         thread = threading.Thread(target=work, name=f"aegis-load-{name}", daemon=True)
         thread.start()
         thread.join(timeout_s)
         if thread.is_alive():
             raise TeacherLoadError(f"loading {name} took longer than {timeout_s:g} s")
         if "error" in outcome:
-            raise TeacherLoadError(_reason(outcome["error"], model)) from None
+            raise TeacherLoadError(load_failure_reason(outcome["error"], model)) from None
         tokenizer, lm = outcome["parts"]
         try:
             lm.eval()
             lm.requires_grad_(False)
-            return cls(lm, tokenizer, name=name, seed=seed, temperature=temperature)
+            return cls(lm, tokenizer, name=name, seed=seed, temperature=temperature,
+                       placement=placement, model_id=source.model_id,
+                       revision=source.revision, chat_template=chat_template)
         except TeacherLoadError:
             raise
         except Exception as exc:
-            raise TeacherLoadError(_reason(exc, model)) from None
+            raise TeacherLoadError(load_failure_reason(exc, model)) from None
 
-    # -- scoring -----------------------------------------------------------------------------
+    # -- tokenising ----------------------------------------------------------------------------
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _leading_specials(self) -> list[int]:
+        """The special tokens the tokenizer puts in front of a text (a BOS), if any."""
+        probe = "Next action:"
+        with_specials = list(self._tokenizer(probe)["input_ids"])
+        plain = self._ids(probe)
+        n = len(with_specials) - len(plain)
+        if n > 0 and with_specials[n:n + len(plain)] == plain:
+            return with_specials[:n]
+        return []
+
+    def _chat_text(self, prompt: str) -> str:
+        text = self._tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        if not isinstance(text, str):
+            raise TypeError("the chat template did not return text")
+        return text
+
+    def encode(self, snapshot: StateSnapshot) -> tuple[list[int], list[list[int]]]:
+        """The prompt's token ids and each action's continuation ids, in ``ACTIONS`` order.
+
+        lm-evaluation-harness's ``_encode_pair``: each continuation is what encoding
+        context + continuation adds after the context's tokens; the prompt is the part all
+        four encodings share with the context's own encoding.
+        """
+        prompt = build_prompt(snapshot)
+        if self.chat:
+            # The template's text after "assistant" belongs to the turn; the reply starts the
+            # continuation, without the space a plain-text continuation takes after the cue.
+            context = self._chat_text(prompt)
+            replies = [CONTINUATIONS[a].strip() for a in ACTIONS]
+        else:
+            context = prompt
+            replies = [CONTINUATIONS[a] for a in ACTIONS]
+            # The harness moves trailing whitespace from the context into the continuation.
+            spaces = len(context) - len(context.rstrip())
+            if spaces:
+                replies = [context[-spaces:] + r for r in replies]
+                context = context[:-spaces]
+        context_ids = self._ids(context)
+        wholes = [self._ids(context + r) for r in replies]
+        # Normally every whole starts with the context's tokens; where a tokenizer merged
+        # across the boundary, the split moves back to where they still agree.
+        cut = min(_common_prefix(context_ids, w) for w in wholes)
+        conts = [w[cut:] for w in wholes]
+        return self._prefix + context_ids[:cut], conts
 
     def prompt_ids(self, snapshot: StateSnapshot) -> list[int]:
-        """The prompt's token ids, cut from the left to leave room for a continuation."""
-        ids = list(self._tokenizer(build_prompt(snapshot))["input_ids"])
-        return ids[-self.max_prompt_tokens:]
+        """The prompt's token ids, cut from the left (after any BOS) to leave room."""
+        prompt, conts = self.encode(snapshot)
+        return self._truncate(prompt, conts)
+
+    def _truncate(self, ids: list[int], conts: list[list[int]]) -> list[int]:
+        room = min(self.max_prompt_tokens, self.max_positions - max(map(len, conts)))
+        if len(ids) <= room:
+            return ids
+        keep = max(1, room - len(self._prefix))
+        return self._prefix + ids[len(ids) - keep:]
+
+    # -- scoring -----------------------------------------------------------------------------
 
     def scores(self, snapshot: StateSnapshot, mode: str | None = None) -> tuple[float, ...]:
         """Mean log-probability per continuation token for each action, in ``ACTIONS`` order.
@@ -362,20 +523,25 @@ class LMTeacher:
             raise ValueError(f"mode must be one of {', '.join(SCORE_MODES)}")
         if self._model is None:
             raise RuntimeError("the LM teacher is closed")
-        ids = self.prompt_ids(snapshot)
+        prompt, conts = self.encode(snapshot)
+        ids = self._truncate(prompt, conts)
         with self._torch.inference_mode():
             if mode == "separate":
                 # Full logits, no cache, no padding: nothing shared with the fast paths.
-                return tuple(self._score_padded(ids, [c], trim=False)[0]
-                             for c in self._continuations)
+                return tuple(self._score_padded(ids, [c], trim=False)[0] for c in conts)
             if mode == "padded":
-                return self._score_padded(ids, self._continuations)
+                return self._score_padded(ids, conts)
             try:
-                return self._score_cached(ids, self._continuations)
+                return self._score_cached(ids, conts)
             except (TypeError, ValueError, AttributeError, RuntimeError, NotImplementedError):
                 # A model whose cache cannot be reused this way: use the plain batch from now on.
                 self.score_mode = "padded"
-                return self._score_padded(ids, self._continuations)
+                return self._score_padded(ids, conts)
+
+    def continuation_tokens(self, snapshot: StateSnapshot) -> list[list[str]]:
+        """The scored tokens of each continuation as strings (for tests and curious people)."""
+        _, conts = self.encode(snapshot)
+        return [list(self._tokenizer.convert_ids_to_tokens(c)) for c in conts]
 
     def _logits(self, keep: int, **inputs: Any) -> Any:
         """Logits for the last ``keep`` positions only (0: all), when the model supports it.
@@ -399,11 +565,12 @@ class LMTeacher:
             # Right padding: with causal attention, pads after a sequence cannot affect it.
             input_ids[i, : len(seq)] = torch.tensor(seq)
             mask[i, : len(seq)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
         # Every sequence shares the prompt, so the positions we need are the same last few.
         keep = width - len(prompt) + 1 if trim else 0
         logits = self._logits(keep, input_ids=input_ids, attention_mask=mask)
         offset = width - logits.shape[1]  # sequence position of logits[:, 0]
-        logp = torch.log_softmax(logits.float(), dim=-1)
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
         out = []
         for i, cont in enumerate(conts):
             # The token at position p is predicted by the logits at p - 1.
@@ -414,29 +581,31 @@ class LMTeacher:
     def _score_cached(self, prompt: list[int], conts: list[list[int]]) -> tuple[float, ...]:
         torch = self._torch
         n, length = len(conts), len(prompt)
+        device = self.device
         inputs: dict[str, Any] = {
-            "input_ids": torch.tensor([prompt]),
-            "attention_mask": torch.ones((1, length), dtype=torch.long),
+            "input_ids": torch.tensor([prompt], device=device),
+            "attention_mask": torch.ones((1, length), dtype=torch.long, device=device),
             "use_cache": True,
         }
         if self._trims_logits:
             inputs["logits_to_keep"] = 1
         first = self._model(**inputs)
-        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1).cpu()
         totals = [float(head[c[0]]) for c in conts]
         # Feed each continuation but its last token; logits at j predict token j + 1.
         width = max(len(c) for c in conts) - 1
         if width > 0:
-            past = _repeat_cache(first.past_key_values, n)
+            past = _repeat_cache(getattr(first, self._cache_arg), n)
             feed = torch.full((n, width), self._pad_id, dtype=torch.long)
             mask = torch.ones((n, length + width), dtype=torch.long)
             for i, c in enumerate(conts):
                 feed[i, : len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
                 mask[i, length + len(c) - 1:] = 0
             positions = torch.arange(length, length + width).unsqueeze(0).expand(n, -1)
-            logits = self._model(input_ids=feed, attention_mask=mask, position_ids=positions,
-                                 past_key_values=past, use_cache=True).logits.float()
-            logp = torch.log_softmax(logits, dim=-1)
+            logits = self._model(input_ids=feed.to(device), attention_mask=mask.to(device),
+                                 position_ids=positions.to(device), use_cache=True,
+                                 **{self._cache_arg: past}).logits.float()
+            logp = torch.log_softmax(logits, dim=-1).cpu()
             for i, c in enumerate(conts):
                 if len(c) > 1:
                     rows = torch.arange(len(c) - 1)
@@ -458,7 +627,8 @@ class LMTeacher:
             if u < cumulative:
                 action = candidate
                 break
-        return Decision(action=action, probs=probs, policy="teacher", name=self.name)
+        return Decision(action=action, probs=probs, policy="teacher", name=self.name,
+                        model=self.model_id, revision=self.revision)
 
     def close(self) -> None:
         """Drop the model so its memory can be freed; ``decide`` fails afterwards."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,11 +26,42 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def _open_shared_temp(path: Path) -> tuple[int, str]:
+    """A new temp file next to ``path`` with the permissions a new file normally gets.
+
+    ``mkstemp`` always creates mode 0600, right for our own files but not for one a person
+    asked for (``export -o``). Opening with 0666 lets the kernel apply the umask (0644 for
+    the usual 022); replacing an existing file keeps that file's mode instead.
+    """
+    try:
+        keep: int | None = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        keep = None
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+        except FileExistsError:
+            continue
+        if keep is not None:
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, keep)
+        return fd, tmp
+    raise FileExistsError(f"could not create a temporary file next to {path}")
+
+
 @contextlib.contextmanager
-def atomic_writer(path: Path) -> Iterator[BinaryIO]:
-    """Yield a binary file; on clean exit it atomically becomes ``path``."""
+def atomic_writer(path: Path, *, private: bool = True) -> Iterator[BinaryIO]:
+    """Yield a binary file; on clean exit it atomically becomes ``path``.
+
+    ``private``: mode 0600 (the agent's own files); otherwise the umask's permissions.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if private:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    else:
+        fd, tmp = _open_shared_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -42,8 +75,8 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_writer(path) as handle:
+def atomic_write_bytes(path: Path, data: bytes, *, private: bool = True) -> None:
+    with atomic_writer(path, private=private) as handle:
         handle.write(data)
 
 

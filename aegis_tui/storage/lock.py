@@ -1,12 +1,18 @@
-"""One agent per data directory: an ``flock`` on ``aegis.lock`` that names its holder.
+"""One agent per data directory: a ``filelock`` lock on ``aegis.lock``, and a holder record.
 
-The kernel drops an ``flock`` when its process dies, so a lock left by a killed process is
-never stale in effect: the next instance takes it over and says whose it was.
+The lock is ``filelock.FileLock``: ``flock`` on Linux and macOS, ``LockFileEx`` on Windows.
+Either way the operating system drops it when its process dies, so a lock left by a killed
+process is never stale in effect: the next instance takes it over.
+
+Who holds it is written next to it, in ``aegis.lock.holder`` (pid, host, start time,
+command), because a Windows lock keeps other processes from reading the locked file itself.
+A clean release deletes the record; one found by the next holder was left by a process that
+died holding the lock, and ``previous_holder`` says whose it was.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import os
 import socket
@@ -14,58 +20,75 @@ import sys
 import time
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
+from aegis_tui.storage.atomic import atomic_write_bytes
+
+HOLDER_SUFFIX = ".holder"
+
 
 class DataDirLocked(RuntimeError):
     """Another live process holds the data directory."""
 
 
+def holder_path(lock_path: Path) -> Path:
+    return lock_path.with_name(lock_path.name + HOLDER_SUFFIX)
+
+
+def _file_lock(path: Path) -> FileLock:
+    # Not thread-local: the dashboard opens the runtime in one thread and may close it from
+    # another. Non-blocking: a second agent is refused at once, never queued.
+    return FileLock(str(path), blocking=False, thread_local=False)
+
+
 class DataDirLock:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._lock: FileLock | None = None
         self.previous_holder: dict[str, object] | None = None
 
     def acquire(self) -> DataDirLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = _file_lock(self.path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
+            lock.acquire()
+        except Timeout:
             raise DataDirLocked(
-                f"data directory {self.path.parent} is in use by {describe(holder)}; "
+                f"data directory {self.path.parent} is in use by "
+                f"{describe(_read_record(holder_path(self.path)))}; "
                 "stop it first or pass another --data-dir"
             ) from None
-        previous = _read_holder(fd)
-        if previous and previous.get("pid") != os.getpid():
-            self.previous_holder = previous
-        info = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": " ".join(os.path.basename(a) if i == 0 else a
-                                for i, a in enumerate(sys.argv))[:200],
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
-        os.fsync(fd)
-        self._fd = fd
+        try:
+            previous = _read_record(holder_path(self.path))
+            if previous and previous.get("pid") != os.getpid():
+                self.previous_holder = previous
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": " ".join(os.path.basename(a) if i == 0 else a
+                                    for i, a in enumerate(sys.argv))[:200],
+            }
+            atomic_write_bytes(holder_path(self.path), json.dumps(info).encode())
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
         return self
 
     def release(self) -> None:
-        if self._fd is None:
+        if self._lock is None:
             return
         try:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                holder_path(self.path).unlink()
         finally:
-            os.close(self._fd)
-            self._fd = None
+            self._lock.release()
+            self._lock = None
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._lock is not None
 
     def __enter__(self) -> DataDirLock:
         return self.acquire()
@@ -74,9 +97,9 @@ class DataDirLock:
         self.release()
 
 
-def _read_holder(fd: int) -> dict[str, object] | None:
+def _read_record(path: Path) -> dict[str, object] | None:
     try:
-        raw = os.pread(fd, 4096, 0)
+        raw = path.read_bytes()[:4096]
         data = json.loads(raw.decode()) if raw.strip() else None
     except (OSError, ValueError):
         return None
@@ -93,17 +116,16 @@ def describe(holder: dict[str, object] | None) -> str:
 
 
 def read_holder(path: Path) -> dict[str, object] | None:
-    """Who holds the lock now, or None when nobody does (for ``status``)."""
+    """Who holds the lock now (``{}`` when the record is unreadable), or None when nobody
+    does (for ``status``)."""
+    if not path.exists():
+        return None
+    lock = _file_lock(path)
     try:
-        fd = os.open(path, os.O_RDWR)
+        lock.acquire()
+    except Timeout:
+        return _read_record(holder_path(path)) or {}
     except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd) or {}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+        return None  # e.g. a read-only data directory: nobody can be running an agent on it
+    lock.release()
+    return None

@@ -71,9 +71,14 @@ class Example:
     policy: str
     outcome: Outcome
     reward: float
+    # Which LM labelled it: the model id (or folder) and, for hub models, the commit. Optional
+    # in the file (older records and the rules teacher have neither), so the format version
+    # stays 1: older readers ignore the keys, this reader reads "" for records without them.
+    teacher_model: str = ""
+    teacher_revision: str = ""
 
     def to_record(self) -> dict[str, Any]:
-        return {
+        record = {
             "v": FORMAT_VERSION,
             "kind": "example",
             "t": self.time,
@@ -87,6 +92,11 @@ class Example:
                         "details": self.outcome.details},
             "reward": self.reward,
         }
+        if self.teacher_model:
+            record["model"] = self.teacher_model
+        if self.teacher_revision:
+            record["revision"] = self.teacher_revision
+        return record
 
     @property
     def label(self) -> int:
@@ -138,7 +148,13 @@ def parse_record(record: Any) -> Example:
         outcome=Outcome(success=bool(outcome.get("success", False)), knowledge_gained=gained,
                         details=str(outcome.get("details", ""))),
         reward=float(reward),
+        teacher_model=_short_text(record.get("model")),
+        teacher_revision=_short_text(record.get("revision")),
     )
+
+
+def _short_text(value: Any) -> str:
+    return value[:500] if isinstance(value, str) else ""
 
 
 @dataclass(slots=True)

@@ -46,7 +46,11 @@ def export_json(paths: DataPaths) -> dict[str, Any]:
                         "(the agent repairs the file on its next start)")
     delayed = _delayed_rewards(paths, warnings)
     examples = []
+    models: dict[tuple[str, str], int] = {}
     for ex in scan.examples:
+        if ex.teacher_model:
+            key = (ex.teacher_model, ex.teacher_revision)
+            models[key] = models.get(key, 0) + 1
         extra = delayed.get(ex.iteration, 0.0)
         examples.append({
             "timestamp": ex.time,
@@ -55,6 +59,8 @@ def export_json(paths: DataPaths) -> dict[str, Any]:
             "action": ex.action,
             "action_probs": dict(zip(ACTION_NAMES, ex.probs, strict=True)),
             "teacher": ex.policy,
+            "teacher_model": ex.teacher_model or None,
+            "teacher_revision": ex.teacher_revision or None,
             "outcome": {"success": ex.outcome.success,
                         "knowledge_gained": ex.outcome.knowledge_gained,
                         "details": ex.outcome.details},
@@ -69,6 +75,8 @@ def export_json(paths: DataPaths) -> dict[str, Any]:
             "source": str(paths.examples),
             "total_examples": len(examples),
             "skipped_records": scan.skipped,
+            "teacher_models": [{"model": m, "revision": r or None, "examples": n}
+                               for (m, r), n in models.items()],
             "warnings": warnings,
         },
         "examples": examples,

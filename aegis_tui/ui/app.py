@@ -29,7 +29,7 @@ from textual.widgets import Footer
 
 from aegis_tui.agent.metrics_view import read_history, read_metrics
 from aegis_tui.config import Config
-from aegis_tui.events import EventBus
+from aegis_tui.events import DownloadProgress, EventBus
 from aegis_tui.paths import DataPaths
 from aegis_tui.storage.database import Database
 from aegis_tui.storage.records import PENDING
@@ -68,7 +68,7 @@ from aegis_tui.ui.screens.report import ReportScreen
 
 log = logging.getLogger("aegis")
 
-EXIT_OK, EXIT_FAIL, EXIT_BUSY = 0, 1, 3  # the same codes as the CLI
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3  # the same codes as the CLI
 EARLIER_LOG_LINES = 30  # lines of aegis.log the event log starts with
 QUIT_GRACE_S = 5.0  # a second `q` (or this long) exits without waiting for the agent
 QUESTION_TOAST_INTERVAL_S = 8.0  # a fast agent asks often: one toast at most this often
@@ -104,6 +104,7 @@ def default_runtime_factory(config: Config, paths: DataPaths, bus: EventBus) -> 
 
 def failure_reason(exc: BaseException, paths: DataPaths) -> tuple[str, int]:
     """The CLI's one-line reason and exit code for a runtime that would not open."""
+    from aegis_tui.policy.devices import DeviceUnavailable
     from aegis_tui.policy.lm_teacher import TeacherLoadError
     from aegis_tui.storage.database import DatabaseError
     from aegis_tui.storage.lock import DataDirLocked
@@ -111,6 +112,8 @@ def failure_reason(exc: BaseException, paths: DataPaths) -> tuple[str, int]:
 
     if isinstance(exc, DataDirLocked):
         return str(exc), EXIT_BUSY
+    if isinstance(exc, DeviceUnavailable):
+        return f"--device: {exc}", EXIT_USAGE
     if isinstance(exc, TeacherLoadError):
         return (f"the teacher model could not be loaded: {exc} (use --teacher rules, or "
                 "--teacher auto to fall back automatically)"), EXIT_FAIL
@@ -176,6 +179,8 @@ class AegisApp(App[int]):
         self._question_toast_at = -QUESTION_TOAST_INTERVAL_S
         self._errors: list[str] = []
         self._error_toast_at = -ERROR_TOAST_INTERVAL_S
+        self._held_events: list[Any] = []  # published while starting, applied once ready
+        self._held_log: list[LogLine] = []
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -265,6 +270,11 @@ class AegisApp(App[int]):
                 [LogLine(level, text) for level, text in message.earlier]
                 + [LogLine("skipped", "── earlier lines above are from aegis.log ──")])
         self._paint(self.model.load_history(message.history))
+        if self._held_log:
+            self.query_one(EventLog).add(self._held_log)
+        held, self._held_events, self._held_log = self._held_events, [], []
+        if held:
+            self._apply(held)
         self.drain()
         self.refresh_metrics()
 
@@ -300,6 +310,9 @@ class AegisApp(App[int]):
     # -- repainting ------------------------------------------------------------------------
     def drain(self) -> None:
         """Fold every queued event into the model and repaint what changed (the 5 Hz tick)."""
+        if not self.ready and self.is_running and not self.failure:
+            self._drain_while_starting()
+            return
         if not self.ready or not self.is_running:  # not yet, or shutting down (panes gone)
             return
         if time.monotonic() < self._quiet_until:
@@ -320,6 +333,20 @@ class AegisApp(App[int]):
                         severity="error", markup=False)
             self._errors = []
             self._error_toast_at = time.monotonic()
+
+    def _drain_while_starting(self) -> None:
+        """While the runtime opens, show the teacher's download; keep the rest for later.
+
+        The model must start from the database's history (``on_agent_ready``), so any other
+        event, and the download's log lines, wait until then.
+        """
+        events = self.bus.drain()
+        downloads = [e for e in events if isinstance(e, DownloadProgress)]
+        self._held_events.extend(e for e in events if not isinstance(e, DownloadProgress))
+        if downloads:
+            batch = self.model.apply(downloads)
+            self._held_log.extend(batch.log)
+            self._paint(batch.changed)
 
     def _apply(self, events: list[Any]) -> None:
         batch = self.model.apply(events)

@@ -38,7 +38,8 @@ def prepare_data_dir(root: Path, iterations: int, **overrides: Any) -> DataPaths
 
 def copy_data_dir(source: Path, target: Path, *, include_logs: bool = False) -> DataPaths:
     """A private copy of a data dir without its lock file (and logs unless asked for)."""
-    skip = (LOCK_FILE,) if include_logs else (LOCK_FILE, "*.log*")
+    lock = f"{LOCK_FILE}*"  # the lock and its holder record
+    skip = (lock,) if include_logs else (lock, "*.log*")
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(*skip))
     return DataPaths.resolve(target)
 

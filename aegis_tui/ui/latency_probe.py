@@ -15,6 +15,7 @@ import importlib.util
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from aegis_tui.ui.harness import prepare_data_dir, sim_config, wait_ready, wait_until
 
@@ -26,7 +27,8 @@ def supervisor_available() -> bool:
     return importlib.util.find_spec("aegis_tui.training.supervisor") is not None
 
 
-async def _measure(repeats: int, workdir: Path, with_training: bool) -> list[float]:
+async def _measure(repeats: int, workdir: Path, with_training: bool,
+                   overrides: dict[str, Any]) -> list[float]:
     from textual import events
 
     from aegis_tui.ui.app import AegisApp
@@ -35,7 +37,8 @@ async def _measure(repeats: int, workdir: Path, with_training: bool) -> list[flo
     root = workdir / "latency-data"
     paths = prepare_data_dir(root, PROBE_ITERATIONS)
     # Many epochs so the child is still training while we measure; it is stopped at exit.
-    config = sim_config(think_interval=0, epochs=1000, checkpoint_every=1000)
+    config = sim_config(**{"think_interval": 0, "epochs": 1000, "checkpoint_every": 1000,
+                           **overrides})
     app = AegisApp(config, paths)
     out: list[float] = []
     async with app.run_test(size=(160, 48)):
@@ -62,17 +65,19 @@ async def _measure(repeats: int, workdir: Path, with_training: bool) -> list[flo
     return out
 
 
-def measure_key_latency(repeats: int, workdir: Path, *,
-                        training: bool | None = None) -> list[float]:
+def measure_key_latency(repeats: int, workdir: Path, *, training: bool | None = None,
+                        **overrides: Any) -> list[float]:
     """Milliseconds from pressing ``p`` to the header showing paused/running, per press.
 
     ``training``: run an imitation training child meanwhile (default: when available).
+    ``overrides``: settings for the agent, e.g. ``teacher="lm", teacher_model=FOLDER`` to
+    measure while a language model scores every decision.
     """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     workdir.mkdir(parents=True, exist_ok=True)
     with_training = supervisor_available() if training is None else training
-    return asyncio.run(_measure(repeats, workdir, with_training))
+    return asyncio.run(_measure(repeats, workdir, with_training, overrides))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from aegis_tui.agent.event_log import describe
 from aegis_tui.agent.metrics_view import EpochPoint, History, MetricsView
 from aegis_tui.config import Config
 from aegis_tui.events import (
+    DownloadProgress,
     Event,
     IterationDone,
     KnowledgeAdded,
@@ -104,6 +105,7 @@ class DashboardModel:
         self.metrics: MetricsView | None = None
         self.pending_override: tuple[int, int] | None = None  # set after the user resolves
         self.events_seen = 0
+        self.download: DownloadProgress | None = None  # the teacher model's, while starting
         self._logged_run_state = ""
 
     # -- inputs ----------------------------------------------------------------------------
@@ -187,6 +189,9 @@ class DashboardModel:
                     batch.changed.add(PHASE)
                 case PhaseChanged():
                     batch.changed.update((PHASE, HEADER, CURVES))
+                case DownloadProgress():
+                    self.download = event
+                    batch.changed.add(PHASE)
                 case QuestionAsked():
                     batch.questions.append(event)
                 case Notice(level="error"):
@@ -261,6 +266,9 @@ class DashboardModel:
         phase = self.phase
         training = self.training
         if self.state is None and self.run_state == STARTING:
+            download = self.download
+            if download is not None and not download.finished:
+                return _download_progress(download)
             words = "starting: opening the data directory"
             if self.config.teacher != "rules":
                 # Loading a language model takes seconds (minutes on a first download).
@@ -316,6 +324,25 @@ class DashboardModel:
             return 0, 0
         snap = self.state.snapshot
         return int(snap.pending_questions), int(snap.pending_proposals)
+
+
+def _download_progress(d: DownloadProgress) -> Progress:
+    """The teacher model's download: the bar over all bytes (or the file's), file and rate."""
+    from aegis_tui.policy.model_download import human_bytes
+
+    file = clean(d.file, 40) or "file list"
+    words = f"downloading {clean(d.model, 40)}: {file} ({d.file_index}/{d.files_total}), "
+    if d.total_bytes:
+        words += f"{human_bytes(d.done_bytes)} of {human_bytes(d.total_bytes)}"
+        bar: tuple[float, float | None] = (min(d.done_bytes, d.total_bytes), d.total_bytes)
+    elif d.file_total:
+        words += f"{human_bytes(d.file_bytes)} of {human_bytes(d.file_total)}"
+        bar = (min(d.file_bytes, d.file_total), d.file_total)
+    else:
+        words += human_bytes(d.done_bytes)
+        bar = (0, None)
+    words += f", {human_bytes(d.rate_bps)}/s"
+    return Progress(bar[0], bar[1], words)
 
 
 def _signed(value: float | None) -> str:

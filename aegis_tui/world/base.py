@@ -28,6 +28,7 @@ class SearchResponse:
     results: tuple[SearchResult, ...] = ()
     error: str = ""  # why it failed, one line, for the event log
     cached: bool = False
+    notice: str = ""  # something the person running the agent should hear once (a warning)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Choosing the world from ``config.world``: sim, offline, live, or auto (probe the web).
 
-``auto`` runs a bounded probe (``live.probe_web``) and picks ``live`` when the web answers,
-else ``offline``; the returned notice says which and why, for the log and the header.
+``auto`` runs a bounded probe (``live.probe_web``, through the proxy web search would use)
+and picks ``live`` when the web answers, else ``offline``; the returned notice says which
+and why, for the log and the header.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from aegis_tui.config import WORLDS, Config, ConfigError
 from aegis_tui.paths import DataPaths
 from aegis_tui.text import clean
 from aegis_tui.world.base import World
-from aegis_tui.world.live import LiveWorld, probe_web
+from aegis_tui.world.live import PROBE_HOST, LiveWorld, probe_web, search_proxy
 from aegis_tui.world.offline import OfflineWorld
 from aegis_tui.world.sim import SimWorld
 
@@ -21,7 +22,7 @@ Probe = Callable[[float], tuple[bool, str]]
 
 
 def create_world(config: Config, paths: DataPaths, *, cancel: threading.Event | None = None,
-                 probe: Probe = probe_web) -> tuple[World, str]:
+                 probe: Probe | None = None) -> tuple[World, str]:
     """Build the configured world; return it with a one-line notice such as
     ``world: offline (web unreachable: connection timed out after 3 s)``.
 
@@ -38,6 +39,10 @@ def create_world(config: Config, paths: DataPaths, *, cancel: threading.Event | 
         world = LiveWorld(config, cancel=cancel)
         return world, f"world: {world.description}"
     if choice == "auto":
+        if probe is None:
+            # Through the same proxy the searches would use (HTTPS_PROXY and friends).
+            proxy = search_proxy(config.proxy, PROBE_HOST)
+            probe = lambda timeout_s: probe_web(timeout_s, proxy=proxy)  # noqa: E731
         try:
             reachable, reason = probe(config.probe_timeout_s)
         except Exception as exc:  # a broken probe means we cannot tell: stay offline

@@ -25,6 +25,7 @@ class HeaderInfo:
     title: str = "AEGIS"
     short_title: str = "AEGIS"
     policy: str = ""
+    device: str = ""  # where an LM teacher runs
     hrm: bool = False
     world: str = ""
     iteration: int = 0
@@ -56,6 +57,7 @@ class HeaderBar(Widget):
             info = HeaderInfo(
                 title=title, short_title=title.split(" (", 1)[0],
                 policy=clean(state.policy_name, 40), hrm=state.hrm_active,
+                device=clean(state.teacher_device, 8),
                 world=clean(state.world, 60), iteration=model.iteration,
                 run_state=model.run_state, questions=questions, proposals=proposals,
                 answer_key=answer_key, review_key=review_key)
@@ -68,14 +70,15 @@ class HeaderBar(Widget):
         width = self.size.width
         # Longest first; each step gives up something less important to fit the width.
         variants = (
-            (info.title, True, True, False),
-            (info.short_title, True, True, False),
-            (info.short_title, False, True, False),
-            (info.short_title, False, True, True),
-            (info.short_title, False, False, True),
+            (info.title, True, True, False, True),
+            (info.short_title, True, True, False, True),
+            (info.short_title, False, True, False, True),
+            (info.short_title, False, True, True, True),
+            (info.short_title, False, False, True, True),
+            (info.short_title, False, False, True, False),
         )
-        for title, with_world, with_verb, compact in variants:
-            left = self._left(info, title, with_world, with_verb)
+        for title, with_world, with_verb, compact, with_device in variants:
+            left = self._left(info, title, with_world, with_verb, with_device)
             right = self._right(info, compact)
             if left.cell_len + right.cell_len + 2 <= width:
                 break
@@ -103,10 +106,13 @@ class HeaderBar(Widget):
         return right
 
     @staticmethod
-    def _left(info: HeaderInfo, title: str, with_world: bool, with_verb: bool) -> Text:
+    def _left(info: HeaderInfo, title: str, with_world: bool, with_verb: bool,
+              with_device: bool = True) -> Text:
         out = Text(f" {title}", style="bold")
         if info.policy:
             who = "HRM" if info.hrm else info.policy
+            if info.device and not info.hrm and with_device:
+                who += f" on {info.device}"
             if with_verb:
                 who += " deciding"
             out.append(" │ ")
