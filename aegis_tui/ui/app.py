@@ -62,6 +62,7 @@ from aegis_tui.ui.model import (
 )
 from aegis_tui.ui.screens.confirm import ConfirmScreen
 from aegis_tui.ui.screens.help import HelpScreen
+from aegis_tui.ui.screens.inspector import InspectorScreen, wants_comparison
 from aegis_tui.ui.screens.proposal import ProposalScreen, Review
 from aegis_tui.ui.screens.question import Outcome, QuestionScreen
 from aegis_tui.ui.screens.report import ReportScreen
@@ -91,6 +92,9 @@ KEY_HELP: dict[str, tuple[str, str]] = {
     "review": ("Review proposals", "Approve or reject the agent's pending proposals"),
     "reports": ("Status and training reports", "The reports `aegis-tui status` prints"),
     "plots": ("Switch curves", "Switch between the reward and the training curves"),
+    "inspect": ("Inspect the latest decision",
+                "Why the agent picked its latest action: state, probabilities, value, "
+                "rewards, features (or click an iteration line of the event log)"),
     "help": ("Help", "Keys and what the panes show"),
     "quit": ("Quit", "Stop the agent (and any training) cleanly and exit"),
 }
@@ -134,6 +138,7 @@ class AegisApp(App[int]):
         Binding("r", "review", "Review", id="review"),
         Binding("s", "reports", "Reports", id="reports"),
         Binding("g", "switch_curves", "Curves", id="plots", show=False),
+        Binding("i", "inspect", "Inspect", id="inspect"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -586,6 +591,48 @@ class AegisApp(App[int]):
     def action_switch_curves(self) -> None:
         self.query_one(CurvesPane).next_tab()
 
+    # The decision inspector.
+    def action_inspect(self) -> None:
+        self._key_pressed()
+        if not self.model.decisions:
+            self.notify("No decision yet in this run (the inspector keeps this run's latest "
+                        "decisions).", markup=False)
+            return
+        self._open_inspector(self.model.decisions[-1])
+
+    def on_event_log_decision_selected(self, message: EventLog.DecisionSelected) -> None:
+        event = self.model.decision(message.iteration)
+        if event is None:
+            self.notify(f"Iteration {message.iteration} is no longer among the "
+                        f"{len(self.model.decisions)} decisions the inspector keeps.",
+                        markup=False)
+            return
+        self._open_inspector(event)
+
+    def _open_inspector(self, event: Any) -> None:
+        if isinstance(self.screen, InspectorScreen):
+            return
+        self.push_screen(InspectorScreen(self.model.decisions, event, self._read_outcome,
+                                         self._what_if))
+
+    def _read_outcome(self, iteration: int) -> Any:
+        """The database side of a decision (called from the inspector's thread worker)."""
+        from aegis_tui.agent.decision_outcome import read_outcome
+
+        db = self._ro_db
+        if db is None:
+            raise RuntimeError("the database is not open")
+        return read_outcome(db, iteration)
+
+    def _what_if(self, event: Any) -> Any:
+        """What the teacher and the imitation policy would choose (inspector's worker)."""
+        agent = self.agent
+        if agent is None or self._agent_done.is_set():
+            raise RuntimeError("the agent has stopped, so its teacher and the imitation "
+                               "model are no longer loaded")
+        assert wants_comparison(event)
+        return agent.what_if(event.snapshot, teacher=event.policy == "hrm")
+
     async def action_quit(self) -> None:
         """Stop the agent (it stops a training child and checkpoints), then exit."""
         if self._quitting:
@@ -620,7 +667,7 @@ class AegisApp(App[int]):
             "pause": self.action_toggle_pause, "train": self.action_force_training,
             "answer": self.action_answer, "review": self.action_review,
             "reports": self.action_reports, "plots": self.action_switch_curves,
-            "help": self.action_help,
+            "inspect": self.action_inspect, "help": self.action_help,
         }
         for binding_id, callback in actions.items():
             title, text = KEY_HELP[binding_id]
