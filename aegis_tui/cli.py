@@ -343,18 +343,27 @@ def _interactive() -> bool:
 
 def cmd_answer(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
     from aegis_tui.agent.questions import AnswerRefused
-    from aegis_tui.agent.resolutions import ResolutionError, answer_question
-    from aegis_tui.storage.records import PENDING
+    from aegis_tui.agent.resolutions import (
+        ResolutionError,
+        answer_or_keep,
+        hold_question,
+        release_question,
+    )
+    from aegis_tui.storage.records import LATE, PENDING
     from aegis_tui.text import clean
 
+    late_note = "it had expired, so the answer is kept as knowledge (no reward)"
     db = _open_db(paths)
     try:
         if args.question_id is not None and args.text is not None:
             try:
-                stored = answer_question(db, args.question_id, args.text)
+                status, stored = answer_or_keep(db, args.question_id, args.text)
             except (AnswerRefused, ResolutionError) as exc:
                 _err(str(exc))
                 return EXIT_USAGE
+            if status == LATE:
+                print(f"question #{args.question_id}: {late_note}")
+                return EXIT_OK
             print(f"answered question #{args.question_id} ({len(stored)} characters); "
                   "the agent credits it on its next iteration")
             return EXIT_OK
@@ -373,23 +382,31 @@ def cmd_answer(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
             return EXIT_OK
         answered = 0
         for q in pending:
-            while True:
-                try:
-                    text = input(f"answer #{q.id} (empty to skip): ")
-                except EOFError:
-                    print()
-                    return EXIT_OK
-                if not text.strip():
+            # Being asked here, it does not expire while the person types (real time).
+            hold_question(db, q.id, config.question_expiry_s)
+            try:
+                while True:
+                    try:
+                        text = input(f"answer #{q.id} (empty to skip): ")
+                    except EOFError:
+                        print()
+                        return EXIT_OK
+                    if not text.strip():
+                        break
+                    try:
+                        status, _ = answer_or_keep(db, q.id, text)
+                    except AnswerRefused as exc:
+                        print(f"  refused: {exc}; try again")
+                        continue
+                    except ResolutionError as exc:
+                        print(f"  {exc}")
+                        break
+                    if status == LATE:
+                        print(f"  {late_note}")
+                    answered += 1
                     break
-                try:
-                    answer_question(db, q.id, text)
-                except AnswerRefused as exc:
-                    print(f"  refused: {exc}; try again")
-                    continue
-                except ResolutionError as exc:
-                    print(f"  {exc}")
-                answered += 1
-                break
+            finally:
+                release_question(db, q.id)
         print(f"answered {answered} question(s)")
         return EXIT_OK
     finally:

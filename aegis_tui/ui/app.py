@@ -12,6 +12,7 @@ never blocks the agent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -64,7 +65,7 @@ from aegis_tui.ui.screens.confirm import ConfirmScreen
 from aegis_tui.ui.screens.help import HelpScreen
 from aegis_tui.ui.screens.inspector import InspectorScreen, wants_comparison
 from aegis_tui.ui.screens.proposal import ProposalScreen, Review
-from aegis_tui.ui.screens.question import Outcome, QuestionScreen
+from aegis_tui.ui.screens.question import CLOSED, KEPT, Outcome, QuestionScreen
 from aegis_tui.ui.screens.report import ReportScreen
 
 log = logging.getLogger("aegis")
@@ -181,6 +182,8 @@ class AegisApp(App[int]):
         self._question_toast_at = -QUESTION_TOAST_INTERVAL_S
         self._errors: list[str] = []
         self._error_toast_at = -ERROR_TOAST_INTERVAL_S
+        self._held: int | None = None  # the question on screen, held from expiring
+        self._gone_before_shown = 0
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -504,6 +507,8 @@ class AegisApp(App[int]):
             return
         self._questions.extend((q, i + 1, len(pending)) for i, q in enumerate(pending))
         self._resolved["answered"] = 0
+        self._resolved["kept"] = 0
+        self._gone_before_shown = 0
         self._next_question()
 
     def _recount_pending(self) -> None:
@@ -514,29 +519,77 @@ class AegisApp(App[int]):
             self._paint({HEADER})
 
     def _next_question(self) -> None:
+        from aegis_tui.agent.resolutions import hold_question
+
         self._recount_pending()
+        # Questions that expired (or were answered elsewhere) while the person answered
+        # the ones before them are not shown: nobody has read them yet.
+        while self._questions and not self._still_pending(self._questions[0][0].id):
+            self._questions.popleft()
+            self._gone_before_shown += 1
         if not self._questions:
-            answered = self._resolved.get("answered", 0)
-            self.notify(f"Answered {answered} question{'s' * (answered != 1)}; the agent "
-                        "credits answers on its next iteration.", markup=False)
+            self._questions_done()
             return
         q, position, total = self._questions[0]
+        assert self._rw_db is not None
+        # On screen, it does not expire for question_expiry_s of real time, whatever the
+        # world's clock (the sim's runs at one second per iteration).
+        hold_question(self._rw_db, q.id, self.config.question_expiry_s)
+        self._held = q.id
         self.push_screen(QuestionScreen(q.id, q.text, position, total, self._answer),
                          callback=self._question_closed)
 
-    def _answer(self, question_id: int, text: str) -> None:
-        from aegis_tui.agent.resolutions import answer_question
+    def _still_pending(self, question_id: int) -> bool:
+        assert self._rw_db is not None
+        q = self._rw_db.question(question_id)
+        return q is not None and q.status == PENDING
+
+    def _questions_done(self, left: int = 0) -> None:
+        answered = self._resolved.get("answered", 0)
+        text = (f"Answered {answered} question{'s' * (answered != 1)}; the agent credits "
+                "answers on its next iteration.")
+        kept = self._resolved.get("kept", 0)
+        if kept:
+            text += f" {kept} came after the question expired: kept as knowledge, no reward."
+        if self._gone_before_shown:
+            n = self._gone_before_shown
+            text += (f" {n} question{'s' * (n != 1)} expired or {'were' if n != 1 else 'was'} "
+                     "answered elsewhere before you reached them.")
+        if left:
+            text += (f" {left} left pending for later (press {self.key_for('answer')} to "
+                     "answer them).")
+        self.notify(text, markup=False)
+
+    def _answer(self, question_id: int, text: str) -> str:
+        from aegis_tui.agent.resolutions import answer_or_keep
 
         assert self._rw_db is not None
-        answer_question(self._rw_db, question_id, text)
+        return answer_or_keep(self._rw_db, question_id, text)[0]
+
+    def _release_held(self) -> None:
+        from aegis_tui.agent.resolutions import release_question
+
+        if self._held is not None and self._rw_db is not None:
+            release_question(self._rw_db, self._held)
+        self._held = None
 
     def _question_closed(self, outcome: Outcome | None) -> None:
+        self._release_held()
         if self._questions:
             self._questions.popleft()
         if outcome is not None and outcome.status == "answered":
             self._resolved["answered"] = self._resolved.get("answered", 0) + 1
+        elif outcome is not None and outcome.status == KEPT:
+            self._resolved["kept"] = self._resolved.get("kept", 0) + 1
+            self.notify(clean(outcome.message, 200), severity="warning", markup=False)
         elif outcome is not None and outcome.status == "gone":
             self.notify(clean(outcome.message, 200), severity="warning", markup=False)
+        elif outcome is not None and outcome.status == CLOSED:
+            left = len(self._questions) + 1  # the one on screen stays pending too
+            self._questions.clear()
+            self._recount_pending()
+            self._questions_done(left)
+            return
         self._next_question()
 
     # Proposals: the same shape.
@@ -656,6 +709,8 @@ class AegisApp(App[int]):
         if agent is not None:
             agent.stop()
         self._agent_done.wait(QUIT_GRACE_S)
+        with contextlib.suppress(Exception):  # a question left on screen expires as usual
+            self._release_held()
         for db in (self._ro_db, self._rw_db):
             if db is not None:
                 db.close()
