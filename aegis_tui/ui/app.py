@@ -67,6 +67,7 @@ from aegis_tui.ui.screens.inspector import InspectorScreen, wants_comparison
 from aegis_tui.ui.screens.proposal import ProposalScreen, Review
 from aegis_tui.ui.screens.question import CLOSED, KEPT, Outcome, QuestionScreen
 from aegis_tui.ui.screens.report import ReportScreen
+from aegis_tui.ui.settings import load_settings, save_setting
 
 log = logging.getLogger("aegis")
 
@@ -184,6 +185,7 @@ class AegisApp(App[int]):
         self._error_toast_at = -ERROR_TOAST_INTERVAL_S
         self._held: int | None = None  # the question on screen, held from expiring
         self._gone_before_shown = 0
+        self._saved_theme: str | None = None
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -199,6 +201,7 @@ class AegisApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._restore_theme()
         self._paint({HEADER, PHASE})
         self.set_interval(self.drain_interval, self.drain)
         self.set_interval(self.metrics_interval, self.refresh_metrics)
@@ -685,6 +688,26 @@ class AegisApp(App[int]):
                                "model are no longer loaded")
         assert wants_comparison(event)
         return agent.what_if(event.snapshot, teacher=event.policy == "hrm")
+
+    # The theme chosen in the command palette is remembered in the data directory.
+    def _restore_theme(self) -> None:
+        saved = load_settings(self.paths.root).get("theme")
+        if isinstance(saved, str) and saved in self.available_themes:
+            self._saved_theme = saved
+            self.theme = saved
+        elif saved is not None:
+            log.warning("ignoring the saved theme %r: not a theme this version has", saved)
+
+    def watch_theme(self, theme: str) -> None:
+        if not self.is_running or theme == self._saved_theme:
+            return
+        try:
+            save_setting(self.paths.root, "theme", theme)
+        except OSError as exc:
+            self.notify(clean(f"The theme could not be saved for the next run: {exc}", 200),
+                        severity="warning", markup=False)
+            return
+        self._saved_theme = theme
 
     async def action_quit(self) -> None:
         """Stop the agent (it stops a training child and checkpoints), then exit."""
