@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -148,7 +149,7 @@ class AegisApp(App[int]):
     def __init__(self, config: Config, paths: DataPaths, *, iterations: int | None = None,
                  start_paused: bool = False, runtime_factory: RuntimeFactory | None = None,
                  keymap: dict[str, str] | None = None, drain_interval: float = 0.2,
-                 metrics_interval: float = 1.0) -> None:
+                 metrics_interval: float = 1.0, tensorboard_dir: Path | None = None) -> None:
         super().__init__()
         self.config = config
         self.paths = paths
@@ -160,6 +161,7 @@ class AegisApp(App[int]):
             self.set_keymap(self.keymap)
         self.drain_interval = drain_interval
         self.metrics_interval = metrics_interval
+        self.tensorboard_dir = tensorboard_dir  # --tensorboard: a bus listener logs there
         self.bus: EventBus = EventBus()
         self.model = DashboardModel(config, max_log_lines=20)
         self._slow_dirty: set[str] = set()
@@ -223,7 +225,13 @@ class AegisApp(App[int]):
             self._agent_done.set()
             return
         summary, error = None, ""
+        tensorboard = None
         try:
+            if self.tensorboard_dir is not None:
+                from aegis_tui.agent.tensorboard_log import TensorBoardLog
+
+                tensorboard = TensorBoardLog(self.tensorboard_dir, self.paths)
+                self.bus.subscribe(tensorboard)
             self._ro_db = Database(self.paths.database, readonly=True)
             self._rw_db = Database(self.paths.database)
             history = read_history(self._ro_db)
@@ -237,6 +245,8 @@ class AegisApp(App[int]):
             error = f"{type(exc).__name__}: {exc}"
         finally:
             runtime.close()
+            if tensorboard is not None:
+                tensorboard.close()
             self._agent_done.set()
         self.post_message(AgentFinished(summary, error))
 
