@@ -2,7 +2,8 @@
 
 ``aegis-tui`` opens the dashboard; ``run --headless`` runs the same agent printing log lines;
 ``status``, ``training``, ``answer``, ``review``, ``export`` and ``train`` work on a data
-directory whether or not an agent is running on it; ``bench`` measures. Heavy imports
+directory whether or not an agent is running on it; ``doctor`` checks the setup; ``bench``
+measures. Heavy imports
 (torch, transformers, Textual) happen inside the commands that need them, so ``--help`` and
 ``status`` start fast.
 """
@@ -170,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="force imitation training now")
     _add_data_dir(train)
 
+    doctor = sub.add_parser("doctor", help="check Python, torch, the teacher model, the web and "
+                                           "the data directory; exit 1 if something is broken")
+    _add_run_options(doctor)
+
     bench = sub.add_parser("bench", help="measure speed and learning (see README)")
     bench.add_argument("--json", action="store_true", help="print JSON only")
     bench.add_argument("--quick", action="store_true",
@@ -215,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, DataPaths, Config], int]] = {
         "dashboard": cmd_dashboard, "run": cmd_run, "status": cmd_status,
         "training": cmd_training, "answer": cmd_answer, "review": cmd_review,
-        "export": cmd_export, "train": cmd_train,
+        "export": cmd_export, "train": cmd_train, "doctor": cmd_doctor,
     }
     problem = _tensorboard_problem(getattr(args, "tensorboard", None))
     if problem and command in ("dashboard", "run"):
@@ -610,3 +615,10 @@ def cmd_train(args: argparse.Namespace, paths: DataPaths, config: Config) -> int
 
     return force_training(paths, config)
 
+
+def cmd_doctor(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.agent.doctor import FAIL, format_checks, run_checks
+
+    checks = run_checks(config, paths)
+    print(format_checks(checks))
+    return EXIT_FAIL if any(c.status == FAIL for c in checks) else EXIT_OK
