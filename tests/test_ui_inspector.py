@@ -59,7 +59,7 @@ async def test_inspector_on_a_phase1_teacher_decision(paths: DataPaths) -> None:
         assert screen.event is event and event.iteration == 304 and event.phase == 1
         summary = section(screen, "summary")
         assert "Iteration 304 · Phase 1 · decided by the teacher (rules)" in summary
-        assert f"Action {event.action}" in summary and "no value estimate" in summary
+        assert f"Action {event.action}" in summary and "No value estimate" in summary
         probs = section(screen, "probs")
         for name, p in zip(ACTION_NAMES, event.probs, strict=True):
             line = next(row for row in probs.splitlines() if f" {name} " in row)
@@ -149,7 +149,7 @@ async def test_inspector_on_a_phase3_hrm_decision_compares_teacher_and_imitation
         assert event.policy == "hrm" and event.phase == 3 and event.value is not None
         summary = section(screen, "summary")
         assert "Phase 3 · decided by the HRM" in summary
-        assert f"value estimate {event.value:+.2f}" in summary
+        assert f"Value estimate {event.value:+.2f}" in summary
         # The agent has stopped: nothing can be asked, and the screen says why.
         await wait_until(lambda: screen.compare_error != "", what="the comparison")
         assert "the agent has stopped" in section(screen, "probs")

@@ -141,7 +141,8 @@ class AegisApp(App[int]):
         Binding("r", "review", "Review", id="review"),
         Binding("s", "reports", "Reports", id="reports"),
         Binding("g", "switch_curves", "Curves", id="plots", show=False),
-        Binding("i", "inspect", "Inspect", id="inspect"),
+        # Off the footer (80 columns hold no more); the event log's title names it.
+        Binding("i", "inspect", "Inspect", id="inspect", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -204,6 +205,7 @@ class AegisApp(App[int]):
 
     def on_mount(self) -> None:
         self._restore_theme()
+        self.query_one(EventLog).border_title = f"Event log ({self.key_for('inspect')}: inspect)"
         self._paint({HEADER, PHASE})
         self.set_interval(self.drain_interval, self.drain)
         self.set_interval(self.metrics_interval, self.refresh_metrics)

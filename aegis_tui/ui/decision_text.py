@@ -43,11 +43,12 @@ def summary(event: IterationDone) -> Text:
     out.append_text(safe(who_decided(event), 60, style="bold"))
     out.append("\nAction ")
     out.append(event.action, style="bold cyan")
-    out.append(" · ")
+    out.append("\n")
     if event.value is not None:
-        out.append(f"value estimate {_signed(event.value)} (the return the HRM expected)")
+        out.append(f"Value estimate {_signed(event.value)}: the return the HRM expected "
+                   "from here")
     else:
-        out.append("no value estimate (the teacher has no value head)", style="dim")
+        out.append("No value estimate: the teacher has no value head", style="dim")
     return out
 
 
@@ -211,8 +212,8 @@ def state(snapshot: StateSnapshot | None) -> Text:
     recent = ", ".join(s.recent_actions) or "none"
     gain = "failed" if s.last_search_gain < 0 else _n(s.last_search_gain, "new item")
     out.append(
-        f"\nKnowledge: {_n(s.knowledge_count, 'item')} · recent actions (oldest first): "
-        f"{recent}"
+        f"\nKnowledge: {_n(s.knowledge_count, 'item')}"
+        f"\nRecent actions (oldest first): {recent}"
         f"\nPending: {_n(s.pending_questions, 'question')}, "
         f"{_n(s.pending_proposals, 'proposal')} · fresh ideas to propose: {s.fresh_ideas}"
         f"\nQuestions asked {s.questions_asked}, answered {s.questions_answered} · "

@@ -64,12 +64,8 @@ class QuestionScreen(ModalScreen[Outcome]):
                          id="question-text")
             yield Input(placeholder="your answer", id="answer")
             yield Static(Text(""), id="refusal")
-            rest = self.total - self.position
-            keys = "Enter submit · Esc skip"
-            if rest:
-                keys += f" · Ctrl+L close, leave this and {rest} more for later"
-            else:
-                keys += " · Ctrl+L close"
+            left = self.total - self.position + 1  # this one and the ones after it
+            keys = f"Enter submit · Esc skip · Ctrl+L close, {left} left for later"
             yield Static(Text(keys, style="dim"), classes="dialog-keys")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
