@@ -91,3 +91,22 @@ def test_a_failing_writer_stops_logging_never_the_agent(data_dir: Path, tmp_path
     assert main([*RUN, "--iterations", "30", "--data-dir", str(data_dir),
                  "--tensorboard", str(tmp_path / "tb")]) == 0
     assert "tensorboard logging to" in (data_dir / "aegis.log").read_text()
+
+
+async def test_the_dashboard_logs_live_too(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from aegis_tui.paths import DataPaths
+    from aegis_tui.ui.app import AegisApp
+    from aegis_tui.ui.harness import sim_config, wait_until
+
+    logdir = tmp_path / "tb"
+    app = AegisApp(sim_config(), DataPaths.resolve(tmp_path / "data"), iterations=25,
+                   tensorboard_dir=logdir)
+    async with app.run_test(size=(100, 30)):
+        await wait_until(lambda: app._agent_done.is_set(), timeout=60, what="the run")
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [s.step for s in acc.Scalars("reward/immediate")] == list(range(1, 26))
+    assert [s.step for s in acc.Scalars("actions/web_search")] == [10, 20]
