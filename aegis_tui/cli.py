@@ -2,7 +2,8 @@
 
 ``aegis-tui`` opens the dashboard; ``run --headless`` runs the same agent printing log lines;
 ``status``, ``training``, ``answer``, ``review``, ``export`` and ``train`` work on a data
-directory whether or not an agent is running on it; ``bench`` measures. Heavy imports
+directory whether or not an agent is running on it; ``doctor`` checks the setup; ``bench``
+measures. Heavy imports
 (torch, transformers, Textual) happen inside the commands that need them, so ``--help`` and
 ``status`` start fast.
 """
@@ -110,7 +111,14 @@ def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
                    help="validation accuracy the HRM needs to take over (default: 0.6)")
     p.add_argument("--iterations", type=_int_at_least(1), metavar="N",
                    help="stop after N iterations (default: run until stopped)")
+    p.add_argument("--tensorboard", metavar="DIR", type=Path,
+                   help="log reward, action shares, training and RL losses to TensorBoard "
+                        "event files in DIR (needs pip install 'aegis-tui[tensorboard]')")
 
+
+# `export`: the tables come from aegis_tui/training/export_tables.py (TABLES).
+EXPORT_FORMATS = ("json", "csv", "jsonl", "tensorboard")
+EXPORT_TABLES = ("metrics", "epochs", "rl")
 
 _RUN_KEYS = ("world", "teacher", "teacher_model", "seed", "think_interval", "collect_threshold",
              "check_every", "epochs", "accuracy_gate")
@@ -180,14 +188,31 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("verdict", nargs="?", choices=("approve", "reject"))
     review.add_argument("--list", action="store_true", help="only list pending proposals")
 
-    export = sub.add_parser("export", help="export the training examples")
+    export = sub.add_parser(
+        "export", help="export the training examples, or a run's metrics as CSV, JSON Lines "
+                       "or TensorBoard files",
+        description="json: the training examples in the hrm_training_data.json shape. "
+                    "csv, jsonl: one table, chosen with --table (columns in the README). "
+                    "tensorboard: every table as event files in the directory DIR.")
     _add_data_dir(export)
-    export.add_argument("--format", choices=("json",), default="json")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="json",
+                        help="json (default), csv, jsonl or tensorboard")
+    export.add_argument("--table", choices=EXPORT_TABLES,
+                        help="for csv and jsonl: metrics (one row per iteration; the default), "
+                             "epochs (imitation training, one row per epoch) or rl (one row "
+                             "per RL update)")
     export.add_argument("--output", "-o", metavar="FILE",
-                        help="write here instead of standard output")
+                        help="write here instead of standard output (for tensorboard: the "
+                             "directory)")
+    export.add_argument("directory", nargs="?", metavar="DIR", type=Path,
+                        help="for --format tensorboard: the (new or empty) directory to write")
 
     train = sub.add_parser("train", help="force imitation training now")
     _add_data_dir(train)
+
+    doctor = sub.add_parser("doctor", help="check Python, torch, the teacher model, the web and "
+                                           "the data directory; exit 1 if something is broken")
+    _add_run_options(doctor)
 
     bench = sub.add_parser("bench", help="measure speed and learning (see README)")
     bench.add_argument("--json", action="store_true", help="print JSON only")
@@ -246,7 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dashboard": cmd_dashboard, "run": cmd_run, "status": cmd_status,
         "training": cmd_training, "answer": cmd_answer, "review": cmd_review,
         "export": cmd_export, "train": cmd_train, "fetch-model": cmd_fetch_model,
+        "doctor": cmd_doctor,
     }
+    problem = _tensorboard_problem(getattr(args, "tensorboard", None))
+    if problem and command in ("dashboard", "run"):
+        _err(problem)
+        return EXIT_USAGE
     try:
         return handlers[command](args, paths, config)
     except KeyboardInterrupt:
@@ -297,12 +327,31 @@ def _open_runtime(paths: DataPaths, config: Config, bus: Any = None) -> Any:
         raise SystemExit(EXIT_FAIL) from None
 
 
+def _tensorboard_problem(directory: Path | None) -> str:
+    """Why ``--tensorboard DIR`` cannot work (the extra, the directory), or ""."""
+    if directory is None:
+        return ""
+    from aegis_tui.agent.tensorboard_log import TensorBoardMissing, require_tensorboard
+
+    try:
+        require_tensorboard("--tensorboard")
+        directory.mkdir(parents=True, exist_ok=True)
+    except TensorBoardMissing as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"--tensorboard: cannot use {directory}: {exc.strerror or exc}"
+    if not os.access(directory, os.W_OK):
+        return f"--tensorboard: {directory} is not writable"
+    return ""
+
+
 def cmd_dashboard(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
     if getattr(args, "headless", False):
         return cmd_run(args, paths, config)
     from aegis_tui.ui.launch import run_dashboard
 
-    return run_dashboard(config, paths, iterations=getattr(args, "iterations", None))
+    return run_dashboard(config, paths, iterations=getattr(args, "iterations", None),
+                         tensorboard=getattr(args, "tensorboard", None))
 
 
 def cmd_run(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
@@ -319,6 +368,12 @@ def cmd_run(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
         remove_handler(console)
         return int(exc.code or EXIT_FAIL)
     agent = runtime.agent
+    tensorboard = None
+    if getattr(args, "tensorboard", None) is not None:
+        from aegis_tui.agent.tensorboard_log import TensorBoardLog
+
+        tensorboard = TensorBoardLog(args.tensorboard, paths)
+        runtime.bus.subscribe(tensorboard)
     interrupts = 0
 
     def on_signal(signum: int, frame: object) -> None:
@@ -336,6 +391,8 @@ def cmd_run(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
         runtime.close()
+        if tensorboard is not None:
+            tensorboard.close()
         remove_handler(console)
     src = reports.gather(paths, config)
     try:
@@ -397,18 +454,27 @@ def _interactive() -> bool:
 
 def cmd_answer(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
     from aegis_tui.agent.questions import AnswerRefused
-    from aegis_tui.agent.resolutions import ResolutionError, answer_question
-    from aegis_tui.storage.records import PENDING
+    from aegis_tui.agent.resolutions import (
+        ResolutionError,
+        answer_or_keep,
+        hold_question,
+        release_question,
+    )
+    from aegis_tui.storage.records import LATE, PENDING
     from aegis_tui.text import clean
 
+    late_note = "it had expired, so the answer is kept as knowledge (no reward)"
     db = _open_db(paths)
     try:
         if args.question_id is not None and args.text is not None:
             try:
-                stored = answer_question(db, args.question_id, args.text)
+                status, stored = answer_or_keep(db, args.question_id, args.text)
             except (AnswerRefused, ResolutionError) as exc:
                 _err(str(exc))
                 return EXIT_USAGE
+            if status == LATE:
+                print(f"question #{args.question_id}: {late_note}")
+                return EXIT_OK
             print(f"answered question #{args.question_id} ({len(stored)} characters); "
                   "the agent credits it on its next iteration")
             return EXIT_OK
@@ -427,23 +493,31 @@ def cmd_answer(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
             return EXIT_OK
         answered = 0
         for q in pending:
-            while True:
-                try:
-                    text = input(f"answer #{q.id} (empty to skip): ")
-                except EOFError:
-                    print()
-                    return EXIT_OK
-                if not text.strip():
+            # Being asked here, it does not expire while the person types (real time).
+            hold_question(db, q.id, config.question_expiry_s)
+            try:
+                while True:
+                    try:
+                        text = input(f"answer #{q.id} (empty to skip): ")
+                    except EOFError:
+                        print()
+                        return EXIT_OK
+                    if not text.strip():
+                        break
+                    try:
+                        status, _ = answer_or_keep(db, q.id, text)
+                    except AnswerRefused as exc:
+                        print(f"  refused: {exc}; try again")
+                        continue
+                    except ResolutionError as exc:
+                        print(f"  {exc}")
+                        break
+                    if status == LATE:
+                        print(f"  {late_note}")
+                    answered += 1
                     break
-                try:
-                    answer_question(db, q.id, text)
-                except AnswerRefused as exc:
-                    print(f"  refused: {exc}; try again")
-                    continue
-                except ResolutionError as exc:
-                    print(f"  {exc}")
-                answered += 1
-                break
+            finally:
+                release_question(db, q.id)
         print(f"answered {answered} question(s)")
         return EXIT_OK
     finally:
@@ -493,7 +567,82 @@ def cmd_review(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
 
 
 # -- data ------------------------------------------------------------------------------------
+def _export_usage(args: argparse.Namespace) -> str:
+    """What is wrong with the combination of export options, or ""."""
+    fmt, directory = args.format, args.directory
+    if args.table is not None and fmt not in ("csv", "jsonl"):
+        return (f"--table is for --format csv or jsonl (--format {fmt} exports "
+                + ("the training examples)" if fmt == "json" else "every table)"))
+    if fmt == "tensorboard":
+        if directory is not None and args.output and Path(args.output) != directory:
+            return "give the directory once: as DIR or as -o DIR"
+        if directory is None and not args.output:
+            return "--format tensorboard needs a directory: aegis-tui export --format " \
+                   "tensorboard DIR"
+    elif directory is not None:
+        return f"DIR is for --format tensorboard; write {fmt} to a file with -o FILE"
+    return ""
+
+
+def _export_table(args: argparse.Namespace, paths: DataPaths) -> int:
+    """``--format csv|jsonl``: one table to standard output or ``-o FILE``."""
+    from aegis_tui.storage.atomic import atomic_write_bytes
+    from aegis_tui.training.export_tables import ExportError, read_table, to_csv, to_jsonl
+
+    table = args.table or "metrics"
+    try:
+        rows = read_table(paths, table)
+    except ExportError as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    text = to_csv(table, rows) if args.format == "csv" else to_jsonl(rows)
+    if not args.output:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        atomic_write_bytes(Path(args.output), text.encode())
+    except OSError as exc:
+        _err(f"cannot write {args.output}: {exc.strerror or exc}")
+        return EXIT_FAIL
+    print(f"wrote {len(rows)} {table} rows to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _export_tensorboard(args: argparse.Namespace, paths: DataPaths) -> int:
+    from aegis_tui.agent.tensorboard_log import (
+        TensorBoardMissing,
+        export_tensorboard,
+        require_tensorboard,
+    )
+    from aegis_tui.training.export_tables import ExportError
+
+    directory = args.directory or Path(args.output)
+    try:
+        require_tensorboard("--format tensorboard")
+        count = export_tensorboard(paths, directory)
+    except TensorBoardMissing as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except ExportError as exc:
+        _err(str(exc))
+        return EXIT_FAIL
+    except OSError as exc:
+        _err(f"cannot write {directory}: {exc.strerror or exc}")
+        return EXIT_FAIL
+    print(f"wrote {count} scalars to {directory} (tensorboard --logdir {directory})",
+          file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    problem = _export_usage(args)
+    if problem:
+        _err(problem)
+        return EXIT_USAGE
+    if args.format in ("csv", "jsonl"):
+        return _export_table(args, paths)
+    if args.format == "tensorboard":
+        return _export_tensorboard(args, paths)
     from aegis_tui.training.example_log import ExampleLogError
     from aegis_tui.training.export import export_json
 
@@ -536,3 +685,11 @@ def cmd_fetch_model(args: argparse.Namespace, paths: DataPaths, config: Config) 
         _err(str(exc).replace("teacher_revision", "--revision", 1))
         return EXIT_USAGE
     return fetch_model(model, revision=revision, stall_timeout_s=config.download_stall_timeout_s)
+
+
+def cmd_doctor(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.agent.doctor import FAIL, format_checks, run_checks
+
+    checks = run_checks(config, paths)
+    print(format_checks(checks))
+    return EXIT_FAIL if any(c.status == FAIL for c in checks) else EXIT_OK

@@ -43,6 +43,10 @@ class IterationDone(Event):
     detail: str
     probs: tuple[float, ...]
     phase: int
+    # For the decision inspector: the HRM's value estimate (None for a teacher) and the
+    # state the policy saw (a StateSnapshot; a reference the agent made anyway, no copy).
+    value: float | None = None
+    snapshot: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,7 +236,7 @@ def test_allowed_proposals_stay_inside_their_bounds(data_dir: Path, tmp_path: Pa
     (["--collect-threshold", "0"], "argument --collect-threshold: must be at least 1"),
     (["answer", "0", "text"], "argument ID: must be at least 1"),
     (["review", "1", "maybe"], "argument verdict: invalid choice: 'maybe'"),
-    (["export", "--format", "csv"], "argument --format: invalid choice: 'csv'"),
+    (["export", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
     (["launch"], "argument COMMAND: invalid choice: 'launch'"),
 ])
 def test_out_of_range_arguments_are_argparse_errors(args: list[str], needle: str,

@@ -65,3 +65,30 @@ def test_question_modal_80x24(snap_compare: Any, paths: DataPaths) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(paused_app(paths), terminal_size=(80, 24), run_before=open_question)
+
+
+def finished_app(paths: DataPaths) -> AegisApp:
+    """Three more iterations (deterministic on the sim world), then the run stops."""
+    return AegisApp(sim_config(), paths, iterations=3)
+
+
+async def open_inspector(pilot: Any) -> None:
+    from aegis_tui.ui.screens.inspector import InspectorScreen
+
+    app = pilot.app
+    await wait_ready(app)
+    await wait_until(lambda: app._agent_done.is_set() and len(app.model.decisions) == 3,
+                     timeout=30, what="the three iterations")
+    await wait_painted(app)
+    await pilot.press("i")
+    await wait_until(lambda: isinstance(app.screen, InspectorScreen), what="the inspector")
+    await wait_until(lambda: app.screen.outcome is not None, what="the database read")
+    await pilot.pause(0.2)
+
+
+def test_inspector_80x24(snap_compare: Any, paths: DataPaths) -> None:
+    assert snap_compare(finished_app(paths), terminal_size=(80, 24), run_before=open_inspector)
+
+
+def test_inspector_160x48(snap_compare: Any, paths: DataPaths) -> None:
+    assert snap_compare(finished_app(paths), terminal_size=(160, 48), run_before=open_inspector)

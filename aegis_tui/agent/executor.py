@@ -20,6 +20,7 @@ from aegis_tui.agent.resolutions import (
     ResolutionError,
     answer_question,
     expire_overdue,
+    held_questions,
     review_proposal,
 )
 from aegis_tui.agent.state import CURIOSITY_RECOVERY, AgentState
@@ -35,7 +36,15 @@ from aegis_tui.events import (
     QuestionResolved,
 )
 from aegis_tui.snapshot import StateSnapshot
-from aegis_tui.storage.records import ANSWERED, APPROVED, DUPLICATE, PENDING, KnowledgeItem
+from aegis_tui.storage.records import (
+    ANSWERED,
+    APPROVED,
+    DUPLICATE,
+    LATE,
+    PENDING,
+    KnowledgeItem,
+    Question,
+)
 from aegis_tui.text import clean, normalize
 from aegis_tui.world.base import World
 
@@ -199,28 +208,32 @@ class ActionExecutor:
             except ResolutionError as exc:
                 events.append(Notice(f"review ignored: {exc}", "warning"))
         expire_overdue(self.db, now, self.config.question_expiry_s,
-                       self.config.proposal_expiry_s)
+                       self.config.proposal_expiry_s, held=held_questions(self.db))
         credits: list[Credit] = []
-        for question in self.db.uncredited_questions():
+        for listed in self.db.uncredited_questions():
             with self.db.transaction():
+                # Read again under the write lock: a late answer may have just arrived.
+                question = self.db.question(listed.id)
+                if question is None or question.credited:
+                    continue
+                # ``late``: answered after its expiry was credited; knowledge, no credit.
+                late = question.status == LATE
                 reward = 0.0
                 if question.status == ANSWERED and question.answer:
                     reward = self.rewards.question_answered
                     self.state.counters.questions_answered += 1
-                    new, completed = self.state.learn([KnowledgeItem(
-                        topic=question.topic, title=f"Answer: {clean(question.text, 150)}",
-                        text=clean(question.answer, 1000),
-                        source=f"human://question/{question.id}", created_at=now,
-                        iteration=iteration)])
-                    if new:
-                        events.append(KnowledgeAdded(items=tuple(
-                            (i.title, i.source, i.topic) for i in new)))
-                    events.extend(Notice(f"goal completed: {g.text}") for g in completed)
-                self.db.add_delayed_reward(question.iteration, reward)
+                    self._learn_answer(question, now, iteration, events)
+                elif question.answer:
+                    self._learn_answer(question, now, iteration, events)
+                    events.append(Notice(f"the answer to question #{question.id} came after "
+                                         "it expired: kept as knowledge, no reward"))
+                if not late:
+                    self.db.add_delayed_reward(question.iteration, reward)
                 self.db.mark_question_credited(question.id, reward)
-            credits.append(Credit(question.iteration, reward))
-            events.append(QuestionResolved(question_id=question.id, status=question.status,
-                                           reward=reward))
+            if not late:
+                credits.append(Credit(question.iteration, reward))
+                events.append(QuestionResolved(question_id=question.id,
+                                               status=question.status, reward=reward))
         for proposal in self.db.uncredited_proposals():
             with self.db.transaction():
                 reward, applied = 0.0, ""
@@ -240,6 +253,16 @@ class ActionExecutor:
             events.append(ProposalResolved(proposal_id=proposal.id, status=proposal.status,
                                            reward=reward, applied=applied))
         return credits, events
+
+    def _learn_answer(self, question: Question, now: float, iteration: int,
+                      events: list[Event]) -> None:
+        new, completed = self.state.learn([KnowledgeItem(
+            topic=question.topic, title=f"Answer: {clean(question.text, 150)}",
+            text=clean(question.answer or "", 1000),
+            source=f"human://question/{question.id}", created_at=now, iteration=iteration)])
+        if new:
+            events.append(KnowledgeAdded(items=tuple((i.title, i.source, i.topic) for i in new)))
+        events.extend(Notice(f"goal completed: {g.text}") for g in completed)
 
     def _apply(self, kind: str, payload: object) -> str:
         checked = validate_payload(kind, payload)

@@ -191,6 +191,17 @@ class LearningController:
     def active_policy(self) -> Policy | None:
         return self._hrm if self.phases.hrm_deciding else None
 
+    def imitation_policy(self) -> Policy | None:
+        """The frozen imitation model (RL's KL reference) as a greedy policy, for the
+        decision inspector; None before Phase 3. Safe from any thread: it is never trained
+        and its forward pass changes nothing."""
+        session = self._rl
+        if session is None:
+            return None
+        from aegis_tui.policy.hrm_policy import HRMPolicy
+
+        return HRMPolicy(session.trainer.reference, sample=False)
+
     def _load_hrm(self, iteration: int, *, resume: bool, best: bool = False) -> list[Event]:
         """Load the HRM (and its RL state) from disk; on failure keep the teacher."""
         from aegis_tui.training.rl_session import RLSession

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aegis_tui.actions import ACTION_NAMES
@@ -211,6 +212,72 @@ def describe_count_bucket(bucket: int) -> str:
     return f"{low}-{high}" if bucket < COUNT_IDS - 1 else f">={low}"
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    """One slot of a featurized state, decoded for people (the decision inspector)."""
+
+    slot: str
+    token: int
+    meaning: str
+
+
+def _slot_words(s: StateSnapshot) -> dict[str, str]:
+    """The words ``featurize`` hashed into the word slots (the top goal's and topic's)."""
+    goals = s.active_goals
+    out: dict[str, str] = {}
+    goal_words = _words(goals[0].keywords or (goals[0].text,), 2) if goals else []
+    topic_words = _words((s.curiosity[0].topic,), 2) if s.curiosity else []
+    for prefix, words in (("goal_word", goal_words), ("topic_word", topic_words)):
+        for i, word in enumerate(words):
+            out[f"{prefix}_{i}"] = word
+    return out
+
+
+def _capped(n: int, cap: int) -> str:
+    return f"{n}+" if n == cap else str(n)
+
+
+def describe_features(tokens: Sequence[int],
+                      snapshot: StateSnapshot | None = None) -> list[FeatureRow]:
+    """Each of the ``FEATURE_LEN`` token ids as ``(slot, id, meaning)``, the way the HRM
+    reads them; with the snapshot they came from, the hashed word slots name their word.
+
+    Raises ``ValueError`` for a sequence of the wrong length or an id outside its slot.
+    """
+    if len(tokens) != FEATURE_LEN:
+        raise ValueError(f"expected {FEATURE_LEN} feature ids, got {len(tokens)}")
+    words = _slot_words(snapshot) if snapshot is not None else {}
+    ends = [*list(_START.values())[1:], VOCAB_SIZE]
+    rows: list[FeatureRow] = []
+    for (slot, start), end, token in zip(_START.items(), ends, tokens, strict=True):
+        value = token - start
+        if not 0 <= token - start < end - start:
+            raise ValueError(f"feature id {token} is outside slot {slot}")
+        if slot == "policy":
+            meaning = "the heads read here"
+        elif slot == "pending":
+            fresh, rest = divmod(value, (PENDING_CAP + 1) ** 2)
+            proposals, questions = divmod(rest, PENDING_CAP + 1)
+            meaning = (f"questions {_capped(questions, PENDING_CAP)}, proposals "
+                       f"{_capped(proposals, PENDING_CAP)}, ideas {_capped(fresh, IDEAS_CAP)}")
+        elif slot.startswith(("goal_word", "topic_word")):
+            if value == WORD_BUCKETS:
+                meaning = "none"
+            elif slot in words:
+                meaning = f"{words[slot]!r} (hash bucket {value})"
+            else:
+                meaning = f"hash bucket {value}"
+        elif slot in _COUNTERS:
+            meaning = describe_count_bucket(value)
+        elif slot in ("answer_rate", "approval_rate"):
+            meaning = ("never asked" if slot == "answer_rate" else "never proposed") \
+                if value == RATE_IDS - 1 else f"about {value * 10}%"
+        else:  # action_0 (oldest) .. action_9 (latest)
+            meaning = "none" if value == len(ACTION_NAMES) else ACTION_NAMES[value]
+        rows.append(FeatureRow(slot, int(token), meaning))
+    return rows
+
+
 __all__ = [
     "FEATURE_LEN",
     "FEATURE_VERSION",
@@ -218,9 +285,11 @@ __all__ = [
     "POLICY_TOKEN",
     "SLOT_NAMES",
     "VOCAB_SIZE",
+    "FeatureRow",
     "action_mask",
     "count_bucket",
     "describe_count_bucket",
+    "describe_features",
     "featurize",
     "featurize_batch",
     "tokens_tensor",

@@ -15,7 +15,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from aegis_tui.storage.records import (
     APPROVED,
     DUPLICATE,
     EXPIRED,
+    LATE,
     PENDING,
     REJECTED,
     Goal,
@@ -406,10 +407,31 @@ class Database:
                 "WHERE id=? AND status=?", (status, answer, now, question_id, PENDING)
             ).rowcount > 0
 
-    def expire_questions(self, asked_before: float, now: float) -> int:
+    def expire_questions(self, asked_before: float, now: float,
+                         keep: Collection[int] = ()) -> int:
+        """Expire pending questions asked before ``asked_before``, except those in ``keep``
+        (on a person's screen)."""
+        keep = [int(k) for k in keep]
+        spared = f" AND id NOT IN ({','.join('?' * len(keep))})" if keep else ""
         with self.transaction() as c:
             return c.execute("UPDATE questions SET status=?, resolved_at=? WHERE status=? AND "
-                             "asked_at<=?", (EXPIRED, now, PENDING, asked_before)).rowcount
+                             f"asked_at<=?{spared}",
+                             (EXPIRED, now, PENDING, asked_before, *keep)).rowcount
+
+    def store_late_answer(self, question_id: int, answer: str, now: float) -> bool:
+        """Keep an answer to an expired question, for the agent to learn without reward.
+
+        Not yet credited: it stays ``expired`` and is credited (nothing) once, as usual.
+        Already credited: it becomes ``late`` and uncredited, so the agent picks it up once
+        more but credits nothing a second time. False when the question is not expired
+        or already has an answer.
+        """
+        with self.transaction() as c:
+            return c.execute(
+                "UPDATE questions SET answer=?, resolved_at=?, "
+                "status=CASE WHEN credited THEN ? ELSE status END, credited=0 "
+                "WHERE id=? AND status=? AND answer IS NULL",
+                (answer, now, LATE, question_id, EXPIRED)).rowcount > 0
 
     def uncredited_questions(self) -> list[Question]:
         rows = self._query("SELECT * FROM questions WHERE credited=0 AND status!=? ORDER BY id",
@@ -492,6 +514,22 @@ class Database:
         rows = self._query("SELECT iteration, delayed_reward FROM metrics "
                            "WHERE delayed_reward != 0")
         return {int(r[0]): float(r[1]) for r in rows}
+
+    # What one iteration did, for the decision inspector.
+    def metrics_at(self, iteration: int) -> sqlite3.Row | None:
+        """The metrics row of one iteration (None once pruned, or never recorded)."""
+        rows = self._query("SELECT * FROM metrics WHERE iteration=?", (iteration,))
+        return rows[0] if rows else None
+
+    def questions_asked_at(self, iteration: int) -> list[Question]:
+        return [_question(r) for r in
+                self._query("SELECT * FROM questions WHERE iteration=? ORDER BY id",
+                            (iteration,))]
+
+    def proposals_made_at(self, iteration: int) -> list[Proposal]:
+        return [_proposal(r) for r in
+                self._query("SELECT * FROM proposals WHERE iteration=? ORDER BY id",
+                            (iteration,))]
 
     def last_iteration(self) -> int:
         return int(self._scalar("SELECT max(iteration) FROM metrics") or 0)

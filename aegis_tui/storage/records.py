@@ -11,6 +11,7 @@ ANSWERED = "answered"
 APPROVED = "approved"
 REJECTED = "rejected"
 EXPIRED = "expired"
+LATE = "late"  # a question answered after it expired (and was credited): knowledge only
 DUPLICATE = "duplicate"  # a proposal equal to a pending or earlier one; never reviewed
 
 

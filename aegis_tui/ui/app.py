@@ -12,11 +12,13 @@ never blocks the agent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -62,9 +64,11 @@ from aegis_tui.ui.model import (
 )
 from aegis_tui.ui.screens.confirm import ConfirmScreen
 from aegis_tui.ui.screens.help import HelpScreen
+from aegis_tui.ui.screens.inspector import InspectorScreen, wants_comparison
 from aegis_tui.ui.screens.proposal import ProposalScreen, Review
-from aegis_tui.ui.screens.question import Outcome, QuestionScreen
+from aegis_tui.ui.screens.question import CLOSED, KEPT, Outcome, QuestionScreen
 from aegis_tui.ui.screens.report import ReportScreen
+from aegis_tui.ui.settings import load_settings, save_setting
 
 log = logging.getLogger("aegis")
 
@@ -91,6 +95,9 @@ KEY_HELP: dict[str, tuple[str, str]] = {
     "review": ("Review proposals", "Approve or reject the agent's pending proposals"),
     "reports": ("Status and training reports", "The reports `aegis-tui status` prints"),
     "plots": ("Switch curves", "Switch between the reward and the training curves"),
+    "inspect": ("Inspect the latest decision",
+                "Why the agent picked its latest action: state, probabilities, value, "
+                "rewards, features (or click an iteration line of the event log)"),
     "help": ("Help", "Keys and what the panes show"),
     "quit": ("Quit", "Stop the agent (and any training) cleanly and exit"),
 }
@@ -137,6 +144,8 @@ class AegisApp(App[int]):
         Binding("r", "review", "Review", id="review"),
         Binding("s", "reports", "Reports", id="reports"),
         Binding("g", "switch_curves", "Curves", id="plots", show=False),
+        # Off the footer (80 columns hold no more); the event log's title names it.
+        Binding("i", "inspect", "Inspect", id="inspect", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -144,7 +153,7 @@ class AegisApp(App[int]):
     def __init__(self, config: Config, paths: DataPaths, *, iterations: int | None = None,
                  start_paused: bool = False, runtime_factory: RuntimeFactory | None = None,
                  keymap: dict[str, str] | None = None, drain_interval: float = 0.2,
-                 metrics_interval: float = 1.0) -> None:
+                 metrics_interval: float = 1.0, tensorboard_dir: Path | None = None) -> None:
         super().__init__()
         self.config = config
         self.paths = paths
@@ -156,6 +165,7 @@ class AegisApp(App[int]):
             self.set_keymap(self.keymap)
         self.drain_interval = drain_interval
         self.metrics_interval = metrics_interval
+        self.tensorboard_dir = tensorboard_dir  # --tensorboard: a bus listener logs there
         self.bus: EventBus = EventBus()
         self.model = DashboardModel(config, max_log_lines=20)
         self._slow_dirty: set[str] = set()
@@ -181,6 +191,9 @@ class AegisApp(App[int]):
         self._error_toast_at = -ERROR_TOAST_INTERVAL_S
         self._held_events: list[Any] = []  # published while starting, applied once ready
         self._held_log: list[LogLine] = []
+        self._held: int | None = None  # the question on screen, held from expiring
+        self._gone_before_shown = 0
+        self._saved_theme: str | None = None
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -196,6 +209,8 @@ class AegisApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._restore_theme()
+        self.query_one(EventLog).border_title = f"Event log ({self.key_for('inspect')}: inspect)"
         self._paint({HEADER, PHASE})
         self.set_interval(self.drain_interval, self.drain)
         self.set_interval(self.metrics_interval, self.refresh_metrics)
@@ -217,7 +232,13 @@ class AegisApp(App[int]):
             self._agent_done.set()
             return
         summary, error = None, ""
+        tensorboard = None
         try:
+            if self.tensorboard_dir is not None:
+                from aegis_tui.agent.tensorboard_log import TensorBoardLog
+
+                tensorboard = TensorBoardLog(self.tensorboard_dir, self.paths)
+                self.bus.subscribe(tensorboard)
             self._ro_db = Database(self.paths.database, readonly=True)
             self._rw_db = Database(self.paths.database)
             history = read_history(self._ro_db)
@@ -231,6 +252,8 @@ class AegisApp(App[int]):
             error = f"{type(exc).__name__}: {exc}"
         finally:
             runtime.close()
+            if tensorboard is not None:
+                tensorboard.close()
             self._agent_done.set()
         self.post_message(AgentFinished(summary, error))
 
@@ -526,6 +549,8 @@ class AegisApp(App[int]):
             return
         self._questions.extend((q, i + 1, len(pending)) for i, q in enumerate(pending))
         self._resolved["answered"] = 0
+        self._resolved["kept"] = 0
+        self._gone_before_shown = 0
         self._next_question()
 
     def _recount_pending(self) -> None:
@@ -536,29 +561,77 @@ class AegisApp(App[int]):
             self._paint({HEADER})
 
     def _next_question(self) -> None:
+        from aegis_tui.agent.resolutions import hold_question
+
         self._recount_pending()
+        # Questions that expired (or were answered elsewhere) while the person answered
+        # the ones before them are not shown: nobody has read them yet.
+        while self._questions and not self._still_pending(self._questions[0][0].id):
+            self._questions.popleft()
+            self._gone_before_shown += 1
         if not self._questions:
-            answered = self._resolved.get("answered", 0)
-            self.notify(f"Answered {answered} question{'s' * (answered != 1)}; the agent "
-                        "credits answers on its next iteration.", markup=False)
+            self._questions_done()
             return
         q, position, total = self._questions[0]
+        assert self._rw_db is not None
+        # On screen, it does not expire for question_expiry_s of real time, whatever the
+        # world's clock (the sim's runs at one second per iteration).
+        hold_question(self._rw_db, q.id, self.config.question_expiry_s)
+        self._held = q.id
         self.push_screen(QuestionScreen(q.id, q.text, position, total, self._answer),
                          callback=self._question_closed)
 
-    def _answer(self, question_id: int, text: str) -> None:
-        from aegis_tui.agent.resolutions import answer_question
+    def _still_pending(self, question_id: int) -> bool:
+        assert self._rw_db is not None
+        q = self._rw_db.question(question_id)
+        return q is not None and q.status == PENDING
+
+    def _questions_done(self, left: int = 0) -> None:
+        answered = self._resolved.get("answered", 0)
+        text = (f"Answered {answered} question{'s' * (answered != 1)}; the agent credits "
+                "answers on its next iteration.")
+        kept = self._resolved.get("kept", 0)
+        if kept:
+            text += f" {kept} came after the question expired: kept as knowledge, no reward."
+        if self._gone_before_shown:
+            n = self._gone_before_shown
+            text += (f" {n} question{'s' * (n != 1)} expired or {'were' if n != 1 else 'was'} "
+                     "answered elsewhere before you reached them.")
+        if left:
+            text += (f" {left} left pending for later (press {self.key_for('answer')} to "
+                     "answer them).")
+        self.notify(text, markup=False)
+
+    def _answer(self, question_id: int, text: str) -> str:
+        from aegis_tui.agent.resolutions import answer_or_keep
 
         assert self._rw_db is not None
-        answer_question(self._rw_db, question_id, text)
+        return answer_or_keep(self._rw_db, question_id, text)[0]
+
+    def _release_held(self) -> None:
+        from aegis_tui.agent.resolutions import release_question
+
+        if self._held is not None and self._rw_db is not None:
+            release_question(self._rw_db, self._held)
+        self._held = None
 
     def _question_closed(self, outcome: Outcome | None) -> None:
+        self._release_held()
         if self._questions:
             self._questions.popleft()
         if outcome is not None and outcome.status == "answered":
             self._resolved["answered"] = self._resolved.get("answered", 0) + 1
+        elif outcome is not None and outcome.status == KEPT:
+            self._resolved["kept"] = self._resolved.get("kept", 0) + 1
+            self.notify(clean(outcome.message, 200), severity="warning", markup=False)
         elif outcome is not None and outcome.status == "gone":
             self.notify(clean(outcome.message, 200), severity="warning", markup=False)
+        elif outcome is not None and outcome.status == CLOSED:
+            left = len(self._questions) + 1  # the one on screen stays pending too
+            self._questions.clear()
+            self._recount_pending()
+            self._questions_done(left)
+            return
         self._next_question()
 
     # Proposals: the same shape.
@@ -613,6 +686,68 @@ class AegisApp(App[int]):
     def action_switch_curves(self) -> None:
         self.query_one(CurvesPane).next_tab()
 
+    # The decision inspector.
+    def action_inspect(self) -> None:
+        self._key_pressed()
+        if not self.model.decisions:
+            self.notify("No decision yet in this run (the inspector keeps this run's latest "
+                        "decisions).", markup=False)
+            return
+        self._open_inspector(self.model.decisions[-1])
+
+    def on_event_log_decision_selected(self, message: EventLog.DecisionSelected) -> None:
+        event = self.model.decision(message.iteration)
+        if event is None:
+            self.notify(f"Iteration {message.iteration} is no longer among the "
+                        f"{len(self.model.decisions)} decisions the inspector keeps.",
+                        markup=False)
+            return
+        self._open_inspector(event)
+
+    def _open_inspector(self, event: Any) -> None:
+        if isinstance(self.screen, InspectorScreen):
+            return
+        self.push_screen(InspectorScreen(self.model.decisions, event, self._read_outcome,
+                                         self._what_if))
+
+    def _read_outcome(self, iteration: int) -> Any:
+        """The database side of a decision (called from the inspector's thread worker)."""
+        from aegis_tui.agent.decision_outcome import read_outcome
+
+        db = self._ro_db
+        if db is None:
+            raise RuntimeError("the database is not open")
+        return read_outcome(db, iteration)
+
+    def _what_if(self, event: Any) -> Any:
+        """What the teacher and the imitation policy would choose (inspector's worker)."""
+        agent = self.agent
+        if agent is None or self._agent_done.is_set():
+            raise RuntimeError("the agent has stopped, so its teacher and the imitation "
+                               "model are no longer loaded")
+        assert wants_comparison(event)
+        return agent.what_if(event.snapshot, teacher=event.policy == "hrm")
+
+    # The theme chosen in the command palette is remembered in the data directory.
+    def _restore_theme(self) -> None:
+        saved = load_settings(self.paths.root).get("theme")
+        if isinstance(saved, str) and saved in self.available_themes:
+            self._saved_theme = saved
+            self.theme = saved
+        elif saved is not None:
+            log.warning("ignoring the saved theme %r: not a theme this version has", saved)
+
+    def watch_theme(self, theme: str) -> None:
+        if not self.is_running or theme == self._saved_theme:
+            return
+        try:
+            save_setting(self.paths.root, "theme", theme)
+        except OSError as exc:
+            self.notify(clean(f"The theme could not be saved for the next run: {exc}", 200),
+                        severity="warning", markup=False)
+            return
+        self._saved_theme = theme
+
     async def action_quit(self) -> None:
         """Stop the agent (it stops a training child and checkpoints), then exit."""
         if self._quitting:
@@ -636,6 +771,8 @@ class AegisApp(App[int]):
         if agent is not None:
             agent.stop()
         self._agent_done.wait(QUIT_GRACE_S)
+        with contextlib.suppress(Exception):  # a question left on screen expires as usual
+            self._release_held()
         for db in (self._ro_db, self._rw_db):
             if db is not None:
                 db.close()
@@ -647,7 +784,7 @@ class AegisApp(App[int]):
             "pause": self.action_toggle_pause, "train": self.action_force_training,
             "answer": self.action_answer, "review": self.action_review,
             "reports": self.action_reports, "plots": self.action_switch_curves,
-            "help": self.action_help,
+            "inspect": self.action_inspect, "help": self.action_help,
         }
         for binding_id, callback in actions.items():
             title, text = KEY_HELP[binding_id]

@@ -49,7 +49,8 @@ def _err(message: str) -> None:
     print(f"aegis-tui: error: {message}", file=sys.stderr)
 
 
-def run_dashboard(config: Config, paths: DataPaths, iterations: int | None) -> int:
+def run_dashboard(config: Config, paths: DataPaths, iterations: int | None,
+                  tensorboard: Path | None = None) -> int:
     """Run the dashboard until the user quits; returns the process exit code."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         _err("the dashboard needs a terminal; use `aegis-tui run --headless` to run without "
@@ -62,7 +63,8 @@ def run_dashboard(config: Config, paths: DataPaths, iterations: int | None) -> i
         return EXIT_USAGE
     from aegis_tui.ui.app import AegisApp
 
-    app = AegisApp(config, paths, iterations=iterations, keymap=keymap)
+    app = AegisApp(config, paths, iterations=iterations, keymap=keymap,
+                   tensorboard_dir=tensorboard)
     app.run()
     if app.failure:
         _err(app.failure)

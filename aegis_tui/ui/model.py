@@ -51,10 +51,15 @@ _LEVEL_NAMES = {logging.ERROR: "error", logging.WARNING: "warning"}
 _QUIET = StateChanged | KnowledgeAdded  # never a log line
 
 
+# Decisions the inspector can open: this run's latest, each with the snapshot it was made in.
+DECISIONS_KEEP = 500
+
+
 @dataclass(frozen=True, slots=True)
 class LogLine:
     level: str  # info | warning | error | iteration | skipped
     text: str
+    iteration: int | None = None  # an iteration line: the decision it describes
 
 
 @dataclass(slots=True)
@@ -104,6 +109,7 @@ class DashboardModel:
         self.last_rl: RLUpdated | None = None
         self.metrics: MetricsView | None = None
         self.pending_override: tuple[int, int] | None = None  # set after the user resolves
+        self.decisions: deque[IterationDone] = deque(maxlen=DECISIONS_KEEP)
         self.events_seen = 0
         self.download: DownloadProgress | None = None  # the teacher model's, while starting
         self._logged_run_state = ""
@@ -151,6 +157,7 @@ class DashboardModel:
                 case StateChanged():
                     latest_state = event
                 case IterationDone():
+                    self.decisions.append(event)
                     counts = self.counts.get(event.policy)
                     if counts is not None and event.action in ACTION_NAMES:
                         counts[ACTION_NAMES.index(event.action)] += 1
@@ -229,12 +236,18 @@ class DashboardModel:
             if described is None:
                 continue
             level, text = described
-            if isinstance(events[i], IterationDone):
-                name = "iteration"
+            if isinstance(event, IterationDone):
+                lines.append(LogLine("iteration", clean(text, 400), event.iteration))
             else:
-                name = _LEVEL_NAMES.get(level, "info")
-            lines.append(LogLine(name, clean(text, 400)))
+                lines.append(LogLine(_LEVEL_NAMES.get(level, "info"), clean(text, 400)))
         return lines
+
+    def decision(self, iteration: int) -> IterationDone | None:
+        """The decision made at ``iteration``, if it is among the ones kept."""
+        for event in reversed(self.decisions):
+            if event.iteration == iteration:
+                return event
+        return None
 
     # -- derived views ---------------------------------------------------------------------
     @property

@@ -24,6 +24,10 @@ ABOUT = (
     "Panes: goals with progress, the curiosity queue, the action distribution (teacher, HRM, "
     "training labels), phase progress, reward and training curves (tabs), the latest "
     "knowledge, and the event log (every line is also in aegis.log).\n"
+    "The decision inspector (i, or click an iteration line of the event log) shows why a "
+    "decision was made: the state, the probabilities, the value estimate, the rewards, "
+    "the HRM's features and, in Phase 3, what the teacher and the imitation policy would "
+    "have chosen.\n"
     "Keys can be remapped in keymap.toml in the data directory: binding id = \"key\"."
 )
 
