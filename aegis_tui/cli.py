@@ -98,6 +98,9 @@ def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
     p.add_argument("--teacher", choices=TEACHERS, help="who decides in Phase 1 (default: auto)")
     p.add_argument("--teacher-model", metavar="ID_OR_PATH",
                    help="Hugging Face causal LM id or local folder (default: gpt2)")
+    p.add_argument("--teacher-temperature", type=_float_at_least(0.01), metavar="T",
+                   help="the LM teacher's sampling temperature, in units of its own score "
+                        "spread (default: 0.5)")
     p.add_argument("--seed", type=_int_at_least(0), help="random seed (default: 0)")
     p.add_argument("--think-interval", type=_float_at_least(0.0), metavar="S",
                    help="seconds to sleep between iterations (default: 0.5; 0 allowed)")
@@ -120,8 +123,8 @@ def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
 EXPORT_FORMATS = ("json", "csv", "jsonl", "tensorboard")
 EXPORT_TABLES = ("metrics", "epochs", "rl")
 
-_RUN_KEYS = ("world", "teacher", "teacher_model", "seed", "think_interval", "collect_threshold",
-             "check_every", "epochs", "accuracy_gate")
+_RUN_KEYS = ("world", "teacher", "teacher_model", "teacher_temperature", "seed",
+             "think_interval", "collect_threshold", "check_every", "epochs", "accuracy_gate")
 
 
 def _add_hardware_and_web_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
@@ -209,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="force imitation training now")
     _add_data_dir(train)
+    for name, text in (("adopt", "let the trained HRM decide whatever its accuracy (RL "
+                                 "takes over)"),
+                       ("keep-teacher", "keep the teacher deciding; no training starts on "
+                                        "its own")):
+        _add_data_dir(sub.add_parser(name, help=text))
 
     doctor = sub.add_parser("doctor", help="check Python, torch, the teacher model, the web and "
                                            "the data directory; exit 1 if something is broken")
@@ -219,9 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true",
                        help="fewer repeats and seeds (a smoke run, not the reported figures)")
     bench.add_argument("--only", metavar="NAMES",
-                       help="comma-separated subset: train,decide,rl,sim,learning,ui,threads")
+                       help="comma-separated subset: train,decide,rl,sim,teachers,long_run,ui,"
+                            "threads")
     bench.add_argument("--device", choices=DEVICES, default="cpu",
                        help="where the teacher runs for the decide section (default: cpu)")
+    bench.add_argument("--teacher-model", metavar="ID_OR_PATH",
+                       help="also measure this LM as a teacher in the teachers section")
 
     fetch = sub.add_parser("fetch-model", help="download a teacher model ahead of a run")
     _add_data_dir(fetch)
@@ -260,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from aegis_tui.bench.runner import run_bench
 
         return run_bench(json_only=args.json, quick=args.quick, only=args.only,
-                         device=args.device)
+                         device=args.device, teacher_model=args.teacher_model)
     paths = DataPaths.resolve(getattr(args, "data_dir", None))
     try:
         config = load_config(args, paths)
@@ -271,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "dashboard": cmd_dashboard, "run": cmd_run, "status": cmd_status,
         "training": cmd_training, "answer": cmd_answer, "review": cmd_review,
         "export": cmd_export, "train": cmd_train, "fetch-model": cmd_fetch_model,
-        "doctor": cmd_doctor,
+        "doctor": cmd_doctor, "adopt": cmd_choice, "keep-teacher": cmd_choice,
     }
     problem = _tensorboard_problem(getattr(args, "tensorboard", None))
     if problem and command in ("dashboard", "run"):
@@ -664,6 +675,12 @@ def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
     else:
         print(text)
     return EXIT_OK
+
+
+def cmd_choice(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    from aegis_tui.agent.choice_cli import request_choice
+
+    return request_choice(paths, "adopt" if args.command == "adopt" else "keep_teacher")
 
 
 def cmd_train(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:

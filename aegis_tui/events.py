@@ -131,6 +131,9 @@ class TrainingFinished(Event):
     val_accuracy: float | None
     passed_gate: bool
     message: str
+    baseline_accuracy: float | None = None  # always the teacher's most frequent choice
+    probe_accuracy: float | None = None  # a linear model on the same features
+    teacher_decisiveness: float | None = None  # mean probability of the action it took
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from aegis_tui.actions import ACTION_NAMES
 MAX_RECENT_ACTIONS = 10
 MAX_SNAPSHOT_GOALS = 8
 MAX_SNAPSHOT_TOPICS = 10
+RECENT_WINDOW = 5  # the span of "recent" searches and failures, in actions and searches
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class StateSnapshot:
     iterations_since_question: int = 0
     last_search_gain: int = 0  # new items from the latest search; -1 when it failed
     fresh_ideas: int = 0  # improvements it could propose now that were never proposed (<= 3)
+    recent_failed_searches: int = 0  # of the last RECENT_WINDOW searches, how many failed
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,13 +67,9 @@ class StateSnapshot:
         return tuple(g for g in self.goals if not g.completed)
 
     @property
-    def consecutive_searches(self) -> int:
-        n = 0
-        for action in reversed(self.recent_actions):
-            if action != "web_search":
-                break
-            n += 1
-        return n
+    def recent_searches(self) -> int:
+        """How many of the last ``RECENT_WINDOW`` actions were searches (rate limits)."""
+        return self.recent_actions[-RECENT_WINDOW:].count("web_search")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +101,7 @@ class StateSnapshot:
             "iterations_since_question": self.iterations_since_question,
             "last_search_gain": self.last_search_gain,
             "fresh_ideas": self.fresh_ideas,
+            "recent_failed_searches": self.recent_failed_searches,
             "extra": dict(self.extra),
         }
 
@@ -145,7 +144,7 @@ class StateSnapshot:
                     "web_searches", "failed_searches", "improvements_proposed",
                     "improvements_approved", "goals_completed", "knowledge_since_proposal",
                     "iterations_since_proposal", "iterations_since_question",
-                    "last_search_gain", "fresh_ideas",
+                    "last_search_gain", "fresh_ideas", "recent_failed_searches",
                 )
             }
             return cls(

@@ -188,5 +188,7 @@ def test_kill_9_at_random_moments_loses_nothing(tmp_path: Path) -> None:
         if (data / "quarantine").exists() else []
     assert not [q for q in quarantined if "torn-tail" not in q], quarantined
     state = read_meta(data)["phase_state"]
-    assert state["phase"] == 3 and state["hrm_active"]
+    # The HRM decides, or (this last run is on another sim seed than the teacher's
+    # reference) the teacher is being measured on this world first.
+    assert state["phase"] == 3 and (state["hrm_active"] or state["measuring_teacher"])
     assert not worker_pids(data)

@@ -43,7 +43,7 @@ def _slot(tokens: list[int], name: str) -> int:
 def test_shape_and_vocabulary() -> None:
     tokens = featurize(_state())
     assert len(tokens) == FEATURE_LEN == len(SLOT_NAMES)
-    assert 16 <= FEATURE_LEN <= 24
+    assert 16 <= FEATURE_LEN <= 32
     assert all(0 <= t < VOCAB_SIZE for t in tokens)
     assert tokens[0] == features.POLICY_TOKEN
 
@@ -87,6 +87,20 @@ def test_failed_search_has_its_own_token() -> None:
     failed = featurize(_state(last_search_gain=-1))
     nothing = featurize(_state(last_search_gain=0))
     assert _slot(failed, "last_search_gain") != _slot(nothing, "last_search_gain")
+
+
+def test_recent_searches_and_failures_count_what_a_rate_limit_counts() -> None:
+    from aegis_tui.policy.features import describe_features
+
+    older = ("web_search",) * 5  # outside the last five: not counted
+    recent = ("idle", "web_search", "ask_human", "web_search", "web_search")
+    tokens = featurize(_state(recent_actions=older + recent, recent_failed_searches=2))
+    rows = {r.slot: r.meaning for r in describe_features(tokens)}
+    assert rows["recent_searches"] == "3 of the last 5 actions"
+    assert rows["recent_failures"] == "2 of the last 5 searches failed"
+    counts = {featurize(_state(recent_actions=("web_search",) * n))[
+        SLOT_NAMES.index("recent_searches")] for n in range(6)}
+    assert len(counts) == 6
 
 
 def test_recent_actions_padded_oldest_first() -> None:

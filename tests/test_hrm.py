@@ -131,7 +131,7 @@ def test_embeddings_follow_fused_optimizer_steps(tokens: torch.Tensor) -> None:
         table = model.token_table()
     assert torch.allclose(model._embed(tokens),
                           model._embed_norm * model.embed_scale
-                          * table[tokens].view(6, 12, 2, 32).sum(2), atol=1e-5)
+                          * table[tokens].view(6, 13, 2, 32).sum(2), atol=1e-5)
 
 
 def test_ordinal_embeddings_are_running_sums() -> None:

@@ -140,12 +140,13 @@ def test_a_flat_teacher_is_imitated_by_its_argmax(examples, rare_share: float) -
     # "always web_search", never below it (class weights once made it predict the rare
     # action everywhere: 10% against a 90% baseline).
     assert result.val_accuracy >= result.baseline_accuracy
-    assert result.val_accuracy >= 0.95
     tokens = featurize_batch([ex.state for ex in flat])
     with torch.inference_mode():
         predicted = result.model(tokens)[0].argmax(-1)
     preferred = torch.tensor([max(range(4), key=ex.probs.__getitem__) for ex in flat])
-    assert float((predicted == preferred).float().mean()) >= 0.95
+    assert float((predicted == preferred).float().mean()) >= 0.9
+    rare = preferred == 2
+    assert float((predicted[rare] == 2).float().mean()) >= 0.6  # the rare preference too
     # The teacher hardly decides: it took the action it preferred about a quarter of the time.
     assert result.teacher_decisiveness < 0.3
     assert result.probe_accuracy >= result.baseline_accuracy

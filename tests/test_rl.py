@@ -1,4 +1,5 @@
-"""RL fine-tuning: rewards move the policy the right way, KL holds it, credit arrives."""
+"""RL fine-tuning: rewards move the policy the right way, KL holds it, credit arrives,
+returns look ahead, decisions are reused, and the same inputs give the same updates."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aegis_tui.policy.features import featurize
 from aegis_tui.policy.hrm import HRMConfig, build_model
 from aegis_tui.policy.hrm_policy import HRMPolicy
 from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
-from aegis_tui.training.rl import RLSettings, RLTrainer
+from aegis_tui.training.rl import RLSettings, RLTrainer, gae
 
 SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
 TARGET = Action.ASK_HUMAN.index
@@ -48,7 +49,7 @@ def _target_prob(model, states) -> float:
 def test_reward_moves_probability_of_the_rewarded_action(states, sign: float) -> None:
     # gamma=0 (a bandit) so the test sees the policy gradient alone, one update per round.
     trainer = _trainer(RLSettings(learning_rate=3e-3, entropy_coef=0.0, kl_coef=0.0,
-                                  gamma=0.0))
+                                  gamma=0.0, explore=0.0))
     policy = HRMPolicy(trainer.model, seed=1)
     before = _target_prob(trainer.model, states)
     iteration = 0
@@ -59,7 +60,7 @@ def test_reward_moves_probability_of_the_rewarded_action(states, sign: float) ->
             trainer.record(iteration, policy.last_tokens, decision.action.index, reward,
                            carry=policy.last_carry)
             iteration += 1
-        assert trainer.maybe_update() is not None
+        assert trainer.update() is not None
     after = _target_prob(trainer.model, states)
     if sign > 0:
         assert after > before + 0.1
@@ -68,25 +69,28 @@ def test_reward_moves_probability_of_the_rewarded_action(states, sign: float) ->
     assert trainer.updates == 15
 
 
-def test_kl_term_keeps_policy_near_reference(states) -> None:
-    def run(kl_coef: float) -> float:
+def test_kl_term_keeps_policy_near_reference_and_its_scale_lifts_it(states) -> None:
+    def run(kl_coef: float, scale: float = 1.0) -> float:
         # A confident reference, flat rewards and a strong entropy bonus pulling away.
         trainer = _trainer(RLSettings(learning_rate=3e-3, entropy_coef=0.5, kl_coef=kl_coef),
                            bias=[3.0, 0.0, 0.0, 0.0])
+        trainer.set_kl_scale(scale)
         policy = HRMPolicy(trainer.model, seed=2)
         iteration = 0
+        stats = None
         for _ in range(12):
             for state in states[:10]:
                 decision = policy.decide(state)
                 trainer.record(iteration, policy.last_tokens, decision.action.index, 0.0,
                                carry=policy.last_carry)
                 iteration += 1
-            stats = trainer.update()
+            stats = trainer.update() or stats
         assert stats is not None
         return stats.kl
 
     free, held = run(0.0), run(5.0)
     assert held < free / 2
+    assert run(5.0, scale=0.0) == pytest.approx(free, rel=0.05)
 
 
 def test_delayed_credit_reaches_the_right_decision(states) -> None:
@@ -95,15 +99,16 @@ def test_delayed_credit_reaches_the_right_decision(states) -> None:
     trainer.record(5, tokens, TARGET, 0.5, pending=True)
     for i in (6, 7, 8):
         trainer.record(i, featurize(states[i]), 0, 1.0)
-    stats = trainer.maybe_update()
-    assert stats is not None and stats.transitions == 3  # 5 still waits for its outcome
+    stats = trainer.update()
+    assert stats is not None and stats.new == 3  # 5 still waits for its outcome
     assert stats.mean_reward == pytest.approx(1.0)
     assert trainer.update() is None
     assert trainer.credit(5, 10.0)
     assert trainer.update() is None  # credited, but more may come until settled
     trainer.settle(5)
     stats = trainer.update()
-    assert stats is not None and stats.transitions == 1
+    assert stats is not None and stats.new == 1
+    assert stats.transitions == 4  # the three trained before come back for another look
     assert stats.mean_reward == pytest.approx(10.5)
     assert not trainer.credit(5, 1.0) and trainer.late_credits == 1  # already trained on
 
@@ -116,7 +121,7 @@ def test_pending_decisions_settle_after_the_horizon(states) -> None:
     trainer.record(4, featurize(states[4]), 0, 0.0, pending=True)
     assert trainer.ready_count() == 1
     stats = trainer.update()
-    assert stats is not None and stats.transitions == 1 and stats.mean_reward == 2.0
+    assert stats is not None and stats.new == 1 and stats.mean_reward == 2.0
 
 
 def test_record_validates_input(states) -> None:
@@ -175,19 +180,43 @@ def test_state_round_trip(tmp_path: Path, states) -> None:
         RLTrainer.resume(path, trainer.reference, settings)
 
 
-def test_n_step_returns_discount_successors_and_bootstrap(states) -> None:
-    trainer = _trainer(RLSettings(gamma=0.5, n_step=2, update_every=1))
+def test_returns_look_ahead_and_bootstrap_from_decision_time_values(states) -> None:
+    # lambda 1: the n-step return; gamma 0.5, two successors, bootstrapped from V(s_2).
+    trainer = _trainer(RLSettings(gamma=0.5, gae_lambda=1.0, n_step=2, update_every=1))
     for i, (reward, value) in enumerate([(1.0, 0.0), (2.0, 4.0), (0.0, 8.0)]):
         trainer.record(i, featurize(states[i]), 0, reward, value=value)
     stats = trainer.update()
-    # Only decision 0 has its two successors: 1 + 0.5 * 2 + 0.25 * V(s_2) = 1 + 1 + 2.
-    assert stats is not None and stats.transitions == 1
+    # 1 + 0.5 * 2 + 0.25 * V(s_2) = 1 + 1 + 2.
+    assert stats is not None and stats.new == 1
     assert stats.mean_return == pytest.approx(4.0) and stats.mean_reward == 1.0
     assert trainer.update() is None  # 1 and 2 wait for their successors
 
 
+def test_gae_matches_its_definition() -> None:
+    rewards, values = [1.0, 0.0, 2.0], [0.5, 1.0, 1.5]
+    gamma, lam, boot = 0.9, 0.8, 3.0
+    deltas = [rewards[k] + gamma * ([*values[1:], boot][k]) - values[k] for k in range(3)]
+    expected = sum((gamma * lam) ** k * d for k, d in enumerate(deltas))
+    assert gae(rewards, values, boot, gamma, lam) == pytest.approx(expected)
+    assert gae(rewards, values, boot, gamma, 0.0) == pytest.approx(deltas[0])  # TD(0)
+
+
+def test_a_gap_in_the_iterations_ends_the_look_ahead(states) -> None:
+    trainer = _trainer(RLSettings(gamma=0.5, gae_lambda=1.0, n_step=3, update_every=1))
+    trainer.record(0, featurize(states[0]), 0, 1.0, value=0.0)
+    trainer.record(1, featurize(states[1]), 0, 2.0, value=6.0)
+    # Iterations 2-9: the teacher decided (a fall-back). 10 does not follow from 1.
+    trainer.record(10, featurize(states[2]), 0, 100.0, value=50.0)
+    stats = trainer.update()
+    # 0's chain is 0, 1, then the gap: 1 + 0.5 * V(s_1); 1 has no successor: its own
+    # estimate stands in for the state after it, 2 + 0.5 * 6.
+    assert stats is not None and stats.new == 2
+    returns = sorted(t.ret for t in trainer._replay)
+    assert returns == pytest.approx([4.0, 5.0])
+
+
 def test_a_pending_successor_holds_its_predecessors_back(states) -> None:
-    trainer = _trainer(RLSettings(gamma=0.5, n_step=2, update_every=1))
+    trainer = _trainer(RLSettings(gamma=0.5, gae_lambda=1.0, n_step=2, update_every=1))
     trainer.record(0, featurize(states[0]), 0, 1.0, value=0.0)
     trainer.record(1, featurize(states[1]), 1, 0.0, pending=True, value=0.0)
     trainer.record(2, featurize(states[2]), 0, 0.0, value=0.0)
@@ -197,42 +226,94 @@ def test_a_pending_successor_holds_its_predecessors_back(states) -> None:
     trainer.settle(1)
     stats = trainer.update()
     # 0: 1 + 0.5 * 10 + 0.25 * 0;  1: 10 + 0.5 * 0 + 0.25 * V(s_3) = 10.5.
-    assert stats is not None and stats.transitions == 2
+    assert stats is not None and stats.new == 2
     assert stats.mean_return == pytest.approx((6.0 + 10.5) / 2)
 
 
 def test_the_buffer_keeps_only_what_returns_still_need(states) -> None:
-    trainer = _trainer(RLSettings(n_step=3, update_every=10))
+    trainer = _trainer(RLSettings(n_step=3, update_every=10, replay=50))
     for i in range(200):
         trainer.record(i, featurize(states[i % len(states)]), i % 4, 1.0, value=0.0)
-        trainer.maybe_update()
-    # Every tenth decision triggers an update of those with three successors by then.
+        if i % 10 == 9:
+            trainer.update()
     assert trainer.updates == 20
-    # Untrained decisions, plus the n_step trained ones before them.
+    # Untrained decisions, plus the n_step trained ones before them; the replay is capped.
     assert len(trainer._transitions) <= 10 + 3
+    assert len(trainer._replay) == 50
     assert trainer.dropped == 0
+
+
+def _run(states, seed: int, steps: int = 6) -> list[torch.Tensor]:
+    trainer = _trainer(RLSettings(minibatch=16, replay=40, gamma=0.9), seed=0)
+    trainer._rng.seed(f"aegis-rl:{seed}")
+    policy = HRMPolicy(trainer.model, seed=5, explore=trainer.settings.explore)
+    i = 0
+    for _ in range(steps):
+        for state in states[:10]:
+            decision = policy.decide(state)
+            trainer.record(i, policy.last_tokens, decision.action.index,
+                           float(decision.action.index == TARGET), carry=policy.last_carry,
+                           value=decision.value,
+                           behaviour_prob=decision.probs[decision.action.index])
+            i += 1
+        trainer.update()
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_the_same_inputs_and_seed_give_the_same_updates(states) -> None:
+    a, b, other = _run(states, 1), _run(states, 1), _run(states, 2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    # The replay sample depends on the seed (and nothing else).
+    assert not all(torch.equal(x, y) for x, y in zip(a, other, strict=True))
+
+
+def test_a_ratio_far_from_one_is_clipped(states) -> None:
+    trainer = _trainer(RLSettings(gamma=0.0, clip=0.2))
+    for i, state in enumerate(states[:10]):
+        # Pretend the actions were drawn from a very different policy than the model's.
+        trainer.record(i, featurize(state), TARGET, 1.0 + i, behaviour_prob=0.99)
+    stats = trainer.update()
+    assert stats is not None and stats.clip_fraction == 1.0
 
 
 def test_an_unavailable_action_is_never_sampled_nor_trained_toward(states) -> None:
     # A model that wants to propose, in states where proposing could only repeat an idea.
     trainer = _trainer(RLSettings(gamma=0.0, learning_rate=3e-3), bias=[0.0, 0.0, 9.0, 0.0])
-    policy = HRMPolicy(trainer.model, seed=3)
+    policy = HRMPolicy(trainer.model, seed=3, explore=0.1)
     stale = [replace(s, fresh_ideas=0) for s in states[:10]]
     for i, state in enumerate(stale * 3):
         decision = policy.decide(state)
         assert decision.action is not Action.PROPOSE_IMPROVEMENT
         assert decision.probs[Action.PROPOSE_IMPROVEMENT.index] == 0.0
         trainer.record(i, policy.last_tokens, decision.action.index, 1.0,
-                       carry=policy.last_carry)
+                       carry=policy.last_carry,
+                       behaviour_prob=decision.probs[decision.action.index])
     stats = trainer.update()
     assert stats is not None and torch.isfinite(torch.tensor([stats.loss, stats.kl])).all()
     fresh = [replace(s, fresh_ideas=2) for s in states[:10]]
     assert policy.decide(fresh[0]).probs[Action.PROPOSE_IMPROVEMENT.index] > 0.5
 
 
-def test_settings_from_config() -> None:
-    s = RLSettings.from_config(Config())
-    assert (s.learning_rate, s.entropy_coef, s.kl_coef, s.value_coef, s.update_every) == (
-        3e-4, 0.005, 0.5, 0.5, 10)
+def test_exploration_keeps_every_available_action_alive(states) -> None:
+    model = build_model(SMALL, seed=0)
+    with torch.no_grad():
+        model.policy_head.bias.copy_(torch.tensor([30.0, 0.0, 0.0, 0.0]))  # all-in on one
+    greedy = HRMPolicy(model, seed=0).probabilities(states[0])
+    assert min(greedy) < 1e-9
+    probs = HRMPolicy(model, seed=0, explore=0.08).probabilities(replace(states[0],
+                                                                         fresh_ideas=1))
+    assert sum(probs) == pytest.approx(1.0)
+    assert all(p >= 0.08 / 4 - 1e-12 for p in probs)
     with pytest.raises(ValueError):
-        RLSettings(update_every=0)
+        HRMPolicy(model, explore=1.0)
+
+
+def test_settings_from_config() -> None:
+    config = Config()
+    s = RLSettings.from_config(config)
+    assert (s.learning_rate, s.entropy_coef, s.kl_coef, s.value_coef, s.update_every,
+            s.gamma) == (config.rl_learning_rate, config.rl_entropy_coef, config.rl_kl_coef,
+                         config.rl_value_coef, config.rl_update_every, config.rl_gamma)
+    for bad in ({"update_every": 0}, {"explore": 1.0}, {"clip": 0.0}, {"gae_lambda": 1.5}):
+        with pytest.raises(ValueError):
+            RLSettings(**bad)

@@ -38,7 +38,8 @@ def test_lm_on_a_local_folder(tiny_lm_dir: Path) -> None:  # noqa: F811
 
     threads = torch.get_num_threads()
     assert notice == (f"teacher: tiny-gpt2 ({policy.parameter_count / 1e6:.1f}M parameters) on "
-                      f"cpu (float32), {threads} torch thread{'s' * (threads != 1)}")
+                      f"cpu (float32), {threads} torch thread{'s' * (threads != 1)}, "
+                      f"temperature 0.5 x its score spread {policy.score_scale:.3g}")
     assert (policy.device, policy.model_id, policy.revision) == ("cpu", str(tiny_lm_dir), "")
     assert policy.decide(StateSnapshot(iteration=1)).action in ACTIONS
     policy.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import shutil
 import threading
 from collections.abc import Iterator
@@ -105,7 +106,9 @@ def test_probs_follow_scores_and_temperature(tiny_lm_dir: Path) -> None:  # noqa
     cold = LMTeacher.load(str(tiny_lm_dir), timeout_s=TIMEOUT_S, temperature=0.001)
     s = _snapshot(5)
     scores = warm.scores(s)
-    expected = [math.exp(x) for x in scores]
+    # The temperature is in units of the model's own score spread, measured when it loads.
+    assert warm.score_scale == cold.score_scale > 0
+    expected = [math.exp(x / warm.score_scale) for x in scores]
     assert warm.decide(s).probs == pytest.approx([e / sum(expected) for e in expected])
     best = max(range(4), key=lambda i: scores[i])
     decision = cold.decide(s)
@@ -363,3 +366,23 @@ def test_local_builder_other_architectures(tmp_path: Path, arch: str) -> None:
         t.close()
     with pytest.raises(ValueError, match="gpt2 architecture only"):
         build_local_lm(tmp_path / "big", arch=arch, size="gpt2")
+
+
+def test_the_score_scale_makes_temperatures_comparable_across_models(tmp_path: Path) -> None:
+    """Raw score gaps differ many-fold between models; the calibrated scale evens out how
+    decisive one temperature makes them."""
+    from aegis_tui.policy.lm_teacher import calibration_states
+    from aegis_tui.policy.local_lm import build_local_lm
+
+    states = calibration_states()
+    tops = []
+    for arch in ("gpt2", "neox"):
+        t = LMTeacher.load(str(build_local_lm(tmp_path / arch, arch=arch, seed=1)),
+                           timeout_s=TIMEOUT_S, temperature=0.5)
+        try:
+            spreads = [statistics.pstdev(t.scores(x)) for x in states]
+            assert t.score_scale == pytest.approx(statistics.fmean(spreads))
+            tops.append(statistics.fmean(max(t.probabilities(x)) for x in states))
+        finally:
+            t.close()
+    assert all(0.45 < top < 0.99 for top in tops), tops

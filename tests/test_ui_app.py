@@ -113,8 +113,15 @@ async def test_answer_modal_refuses_empty_submits_and_skips(paths: DataPaths) ->
         db.close()
 
 
+def _settle_pending_proposals(db: Database) -> None:
+    """The prepared run may end with a proposal under review; the tests add their own."""
+    for p in db.proposals(PENDING):
+        db.resolve_proposal(p.id, REJECTED, "test", time.time())
+
+
 async def test_review_modal_approves_rejects_and_leaves_for_later(paths: DataPaths) -> None:
     db = Database(paths.database)
+    _settle_pending_proposals(db)
     ids = [db.add_proposal("add_goal", {"goal": f"Learn about topic {k}"},
                            f"Add goal: Learn about topic {k}", f"add goal topic {k}", PENDING,
                            300, time.time()) for k in range(3)]
@@ -142,6 +149,7 @@ async def test_nothing_pending_says_so(paths: DataPaths) -> None:
     db = Database(paths.database)
     for q in db.questions(PENDING):
         db.resolve_question(q.id, ANSWERED, "done", time.time())
+    _settle_pending_proposals(db)
     db.close()
     app = make_app(paths)
     async with app.run_test(size=SIZE, notifications=True) as pilot:

@@ -119,9 +119,13 @@ def test_phase_words_for_each_phase() -> None:
 def test_a_failed_gate_is_mentioned_in_phase_one() -> None:
     model = DashboardModel(sim_config())
     model.apply([TrainingStarted(examples=60, epochs=2, forced=True),
-                 TrainingFinished(ok=True, val_accuracy=0.4, passed_gate=False, message="low"),
+                 TrainingFinished(ok=True, val_accuracy=0.4, passed_gate=False, message="low",
+                                  baseline_accuracy=0.38, probe_accuracy=0.39),
                  _state(70, examples=70)])
-    assert "last training val acc 40%, below the gate" in model.phase_progress().words
+    words = model.phase_progress().words
+    assert ("last training validation accuracy 40.0% is 20.0% below the gate (60%); always "
+            "the teacher's most frequent choice scores 38.0%") in words
+    assert "barely predictable" in words and "h: adopt the HRM anyway" in words
 
 
 def test_run_state_and_stopping_is_sticky_until_stopped() -> None:
@@ -235,16 +239,21 @@ def test_rl_fallback_words_and_cooldown_bar() -> None:
     from aegis_tui.agent.metrics_view import MetricsView, RewardCurves
     from aegis_tui.agent.phases import PhaseState
 
+    from aegis_tui.agent.comparison import Stretch
+
     config = sim_config(fallback_cooldown=500)
     model = DashboardModel(config)
     model.apply([_state(700, examples=500, phase=3, hrm=False)])
-    state = PhaseState(phase=3, hrm_active=False, hrm_retry_at=900, teacher_baseline=0.9)
+    state = PhaseState(phase=3, hrm_active=False, hrm_retry_at=900, fallen_back_at=400)
+    state.set_reference(Stretch("teacher", 0.9, 1.0, 200, 201, 400), "sim (seed 0)")
     model.set_metrics(MetricsView(curves=RewardCurves(), epochs=(), phase_state=state,
                                   rolling={"teacher": 1.0, "hrm": 0.1},
                                   rolling_counts={"teacher": 200, "hrm": 200}))
     progress = model.phase_progress()
-    assert progress.words.startswith("teacher deciding after a fall-back; HRM retries at "
-                                     "iteration 900; rolling reward HRM +0.10 vs teacher +0.90")
+    assert progress.words == (
+        "teacher deciding (after a fall-back): measured afresh until iteration 900; "
+        "rolling reward HRM +0.10 (its last 200) vs teacher +0.90 (200 decisions, "
+        "iterations 201-400)")
     assert (progress.progress, progress.total) == (300, 500)
 
 

@@ -89,11 +89,17 @@ class ActionExecutor:
         return handler(snapshot, iteration)
 
     def _search_query(self, snapshot: StateSnapshot) -> tuple[str, str | None]:
-        """The top curiosity topic, else an active goal (rotating); ``(query, topic norm)``."""
+        """The top curiosity topic, else an active goal, else any goal (rotating);
+        ``(query, topic norm)``.
+
+        With nothing queued and every goal completed (an agent that only ever asked can get
+        there: answers complete goals but name no topics), a completed goal is searched
+        again: there may be new material, and its results refill the curiosity queue.
+        """
         if snapshot.curiosity:
             topic = snapshot.curiosity[0].topic
             return topic, normalize(topic)
-        goals = snapshot.active_goals
+        goals = snapshot.active_goals or snapshot.goals
         if goals:
             return goals[snapshot.web_searches % len(goals)].text, None
         return "", None

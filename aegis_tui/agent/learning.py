@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from aegis_tui.agent.comparison import Stretch
 from aegis_tui.agent.phases import PHASE_META_KEY, Phase, PhaseMachine, PhaseState, phase_title
 from aegis_tui.config import Config
 from aegis_tui.events import (
@@ -39,8 +40,9 @@ log = logging.getLogger("aegis")
 
 class LearningController:
     def __init__(self, *, config: Config, paths: DataPaths, db: Database, bus: EventBus,
-                 examples: ExampleLog, teacher_label: str) -> None:
+                 examples: ExampleLog, teacher_label: str, world: str = "") -> None:
         self.config = config
+        self.world = world  # the world's description: a teacher reference is per world
         self.paths = paths
         self.db = db
         self.bus = bus
@@ -52,6 +54,7 @@ class LearningController:
         self._epochs: list[dict[str, Any]] = []
         self._hrm: Policy | None = None
         self._rl: Any = None
+        self._judged_at = 0  # the HRM decisions (rl_iterations) at the last fall-back check
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, iteration: int) -> list[Event]:
@@ -66,6 +69,13 @@ class LearningController:
             events.append(Notice(note, "warning"))
         if self.phases.hrm_deciding:
             events.extend(self._load_hrm(iteration, resume=True))
+            state = self.phases.state
+            if (self.phases.hrm_deciding and state.reference is not None
+                    and state.reference_world and self.world
+                    and state.reference_world != self.world):
+                why = (f"the teacher's reference was measured on {state.reference_world}, "
+                       f"this run is on {self.world}")
+                events.append(Notice(self.phases.measure_teacher(iteration, why), "warning"))
         self._save()
         events.append(Notice(f"{self.title}; {self.examples.count} examples collected"))
         return events
@@ -161,18 +171,23 @@ class LearningController:
 
     def _finish(self, iteration: int, event: TrainingFinished) -> list[Event]:
         out: list[Event] = [event]
-        passed = event.passed_gate
-        if passed:
+        passed, ok, message = event.passed_gate, event.ok, event.message
+        if ok:  # loaded even below the gate: a reward trial may hand it the decisions
             loaded = self._load_hrm(iteration, resume=False)
             if any(isinstance(e, Notice) and e.level == "error" for e in loaded):
-                passed = False
+                passed, ok, message = False, False, "the trained HRM could not be loaded"
             out.extend(loaded)
         old = self.phases.phase
-        reason = self.phases.training_finished(iteration, event.ok, event.val_accuracy, passed,
-                                               event.message)
-        if passed:
-            baseline, _ = self.db.rolling_reward("teacher", self.config.fallback_window)
-            self.phases.state.teacher_baseline = baseline
+        # The teacher's reference: its latest decisions, just before the HRM decides.
+        reference = self._stretch("teacher", self.config.fallback_window)
+        reason = self.phases.training_finished(
+            iteration, ok, event.val_accuracy, passed, message,
+            baseline=event.baseline_accuracy, probe=event.probe_accuracy,
+            decisiveness=event.teacher_decisiveness, examples_now=self.examples.count)
+        if self.phases.hrm_deciding:
+            self.phases.state.set_reference(reference, self.world)
+        else:
+            self._rl = self._hrm = None
         if self._run_id is not None:
             status = "passed" if passed else ("below_gate" if event.ok else "failed")
             last = self._epochs[-1] if self._epochs else {}
@@ -184,8 +199,38 @@ class LearningController:
         self._save()
         out.append(PhaseChanged(old=int(old), new=int(self.phases.phase),
                                 hrm_active=self.phases.hrm_deciding, reason=reason))
-        out.append(Notice(reason, "info" if passed else "warning"))
+        out.append(Notice(reason, "info" if self.phases.hrm_deciding else "warning"))
         return out
+
+    # -- the person's choice after failed gates --------------------------------------------
+    def choose(self, iteration: int, choice: str) -> list[Event]:
+        """``"adopt"``: the trained HRM decides whatever its agreement; ``"keep_teacher"``."""
+        old = self.phases.phase
+        if choice == "keep_teacher":
+            if self._supervisor is not None and self._supervisor.running:
+                return [Notice("training is running; keep the teacher once it has finished",
+                               "warning")]
+            reason = self.phases.keep_teacher(iteration)
+            self._rl = self._hrm = None
+        elif choice == "adopt":
+            if self._supervisor is not None and self._supervisor.running:
+                return [Notice("training is running; adopt the HRM once it has finished",
+                               "warning")]
+            if not self.paths.trained_checkpoint.exists():
+                return [Notice("there is no trained HRM to adopt yet; train one first (t)",
+                               "warning")]
+            loaded = self._load_hrm(iteration, resume=False)
+            if any(isinstance(e, Notice) and e.level == "error" for e in loaded):
+                return loaded
+            reference = self._stretch("teacher", self.config.fallback_window)
+            reason = self.phases.adopt(iteration)
+            self.phases.state.set_reference(reference, self.world)
+        else:
+            return [Notice(f"unknown choice {choice!r}", "warning")]
+        self._save()
+        return [Notice(reason), PhaseChanged(old=int(old), new=int(self.phases.phase),
+                                             hrm_active=self.phases.hrm_deciding,
+                                             reason=reason)]
 
     # -- Phase 3 ---------------------------------------------------------------------------
     def active_policy(self) -> Policy | None:
@@ -231,10 +276,11 @@ class LearningController:
             return []
         events: list[Event] = []
         state = self.phases.state
+        every = self.config.rl_update_every
         if decision.policy == "hrm" and self._rl is not None:
             state.rl_iterations += 1
             self._rl.record(iteration, snapshot, decision, result.reward, result.pending)
-            if state.rl_iterations % self.config.rl_update_every == 0:
+            if state.rl_iterations % every == 0:
                 stats = self._rl.update()
                 if stats is not None:
                     state.rl_updates += 1
@@ -245,43 +291,86 @@ class LearningController:
                                             entropy=stats.entropy, kl=stats.kl))
                     if state.rl_updates % self.config.rl_checkpoint_every == 0:
                         events.extend(self._checkpoint_rl())
-            if state.rl_iterations % self.config.rl_update_every == 0:
-                events.extend(self._check_fallback(iteration))
+                events.extend(self._compare(iteration))
         elif self.phases.should_retry_hrm(iteration):
             events.extend(self._retry_hrm(iteration))
         self._save()
         return events
 
+    def _stretch(self, policy: str, window: int, since: int | None = None) -> Stretch | None:
+        return Stretch.of(policy, self.db.policy_rewards(policy, window, since))
+
+    def _hrm_stretch(self) -> Stretch | None:
+        """The HRM's rolling reward: its last ``fallback_window`` decisions since it took over."""
+        window = min(self.config.fallback_window, self.phases.state.rl_iterations)
+        return self._stretch("hrm", window) if window > 0 else None
+
+    def _compare(self, iteration: int) -> list[Event]:
+        """End a reward trial, fade the pull to imitation, or fall back (every update)."""
+        state = self.phases.state
+        hrm = self._hrm_stretch()
+        reference = state.reference
+        if state.trial:
+            if hrm is None or hrm.n < self.config.fallback_window:
+                return []
+            reason = self.phases.trial_verdict(iteration, hrm, reference)
+            events: list[Event] = [Notice(reason, "info" if state.hrm_active else "warning")]
+            if not state.hrm_active:
+                self._rl = self._hrm = None
+            self._save()
+            return [*events, PhaseChanged(old=3, new=int(self.phases.phase),
+                                          hrm_active=state.hrm_active, reason=reason)]
+        self._fade_kl(hrm, reference)
+        # Judged once per window of HRM decisions, not on every overlapping one: checking
+        # the same noisy mean every ten iterations would find a bad stretch by chance.
+        if state.rl_iterations < self._judged_at:  # the HRM took over afresh
+            self._judged_at = 0
+        if state.rl_iterations < self._judged_at + self.config.fallback_window:
+            return []
+        self._judged_at = state.rl_iterations
+        fall, reason = self.phases.should_fall_back(hrm)
+        if not fall:
+            return []
+        self.phases.fell_back(iteration, reason, hrm)
+        events = self._checkpoint_rl()
+        self._save()
+        msg = (f"FALLBACK to the teacher: {reason}; the teacher decides and is measured "
+               f"again until iteration {state.hrm_retry_at}")
+        return [*events, Notice(msg, "warning"),
+                PhaseChanged(old=3, new=3, hrm_active=False, reason=reason)]
+
+    def _fade_kl(self, hrm: Stretch | None, reference: Stretch | None) -> None:
+        """Full pull to the imitation policy until the HRM leads the teacher, none once it
+        leads by ``rl_kl_fade`` (a share of the teacher's reward, at least of 1.0)."""
+        fade = self.config.rl_kl_fade
+        if self._rl is None or fade <= 0 or hrm is None or reference is None:
+            return
+        if hrm.n < self.config.fallback_window:
+            return
+        lead = (hrm.mean - reference.mean) / (fade * max(abs(reference.mean), 1.0))
+        self._rl.trainer.set_kl_scale(1.0 - lead)
+
     def _checkpoint_rl(self) -> list[Event]:
         try:
-            hrm_mean, n = self.db.rolling_reward("hrm", self.config.fallback_window)
-            self._rl.save(rolling_reward=hrm_mean if n else None)
+            hrm = self._hrm_stretch()
+            self._rl.save(rolling_reward=hrm.mean if hrm is not None else None)
         except Exception as exc:
             return [Notice(f"could not checkpoint the RL policy: {exc}", "error")]
         return []
 
-    def _check_fallback(self, iteration: int) -> list[Event]:
-        hrm_mean, n = self.db.rolling_reward("hrm", self.config.fallback_window)
-        # Only decisions since the last switch count, so a retried HRM gets a fresh window.
-        n = min(n, self.phases.state.rl_iterations)
-        fall, reason = self.phases.should_fall_back(hrm_mean, n)
-        if not fall:
-            return []
-        self.phases.fell_back(iteration, reason)
-        events = self._checkpoint_rl()
-        self._save()
-        msg = f"FALLBACK to the teacher: {reason}; the HRM will retry from its best checkpoint"
-        return [*events, Notice(msg, "warning"),
-                PhaseChanged(old=3, new=3, hrm_active=False, reason=reason)]
-
     def _retry_hrm(self, iteration: int) -> list[Event]:
-        self.phases.state.rl_iterations = 0
-        events = self._load_hrm(iteration, resume=True, best=True)
+        state = self.phases.state
+        # The teacher's rolling reward now: its last decisions since it took over again.
+        teacher_now = self._stretch("teacher", self.config.fallback_window,
+                                    since=state.fallen_back_at)
+        best, reason = self.phases.hrm_resumed(iteration, teacher_now, self.world)
+        events = self._load_hrm(iteration, resume=True, best=best)
         if self._hrm is None or any(isinstance(e, Notice) and e.level == "error"
                                     for e in events):
-            self.phases.state.hrm_retry_at = iteration + self.config.fallback_cooldown
+            state.hrm_active = False
+            state.hrm_retry_at = iteration + self.config.fallback_cooldown
+            self._save()
             return events
-        self.phases.hrm_resumed(iteration)
         self._save()
-        return [*events, Notice("the HRM takes over again from its best checkpoint"),
-                PhaseChanged(old=3, new=3, hrm_active=True, reason="HRM retried")]
+        return [*events, Notice(reason),
+                PhaseChanged(old=3, new=3, hrm_active=True, reason=reason)]

@@ -48,6 +48,8 @@ METRICS_KEEP = 50_000
 QUESTIONS_KEEP = 2_000  # settled questions kept (answers live on as knowledge)
 DUPLICATES_KEEP = 1_000  # duplicate proposals kept (the original of each stays)
 TRAINING_REQUEST_META_KEY = "training_requested"
+CHOICE_META_KEY = "gate_choice"  # "adopt" | "keep_teacher", from ``aegis-tui adopt`` & co.
+CHOICES = ("adopt", "keep_teacher")
 
 
 @dataclass(slots=True)
@@ -72,7 +74,8 @@ class Agent:
         self.state = AgentState(db, config)
         self.executor = ActionExecutor(self.state, world, config)
         self.learning = LearningController(config=config, paths=paths, db=db, bus=bus,
-                                           examples=examples, teacher_label=teacher_label)
+                                           examples=examples, teacher_label=teacher_label,
+                                           world=world.description)
         self._emergency_teacher = RulesTeacher(seed=config.seed)
         # Shared with the world, so a live search waiting out its spacing also stops promptly.
         self._stop = stop_event or threading.Event()
@@ -80,6 +83,7 @@ class Agent:
         self._running.set()
         self._wake = threading.Event()
         self._force_requested = threading.Event()
+        self._choice: str | None = None  # set by ``choose`` from another thread
         self._in_run = threading.Event()
         self._last_state_event = 0.0
         self._consecutive_errors = 0
@@ -123,6 +127,14 @@ class Agent:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def choose(self, choice: str) -> None:
+        """Adopt the trained HRM (``"adopt"``) or keep the teacher (``"keep_teacher"``);
+        applied by the agent's thread on its next iteration."""
+        if choice not in CHOICES:
+            raise ValueError(f"choice must be one of {', '.join(CHOICES)}")
+        self._choice = choice
+        self._wake.set()
 
     def request_training(self) -> tuple[bool, str]:
         """Ask for training now; answers at once whether it can start (checked again later)."""
@@ -220,6 +232,14 @@ class Agent:
             self._force_requested.clear()
             self.db.set_meta(TRAINING_REQUEST_META_KEY, None)
             self._publish(self.learning.force(self.iteration))
+        choice, self._choice = self._choice, None
+        stored = self.db.get_meta(CHOICE_META_KEY)
+        if choice is None and stored in CHOICES:
+            choice = stored  # ``aegis-tui adopt`` / ``keep-teacher`` from another terminal
+        if stored is not None:
+            self.db.set_meta(CHOICE_META_KEY, None)
+        if choice is not None:
+            self._publish(self.learning.choose(self.iteration, choice))
 
     def _decide(self, policy: Policy, snapshot: StateSnapshot) -> Decision:
         try:
@@ -266,6 +286,16 @@ class Agent:
         events.extend(self.learning.after_iteration(i, snapshot, decision, result))
         self._publish(events)
         self._publish_state()
+        if self.config.wait_for_training:
+            self._wait_for_training(i)
+
+    def _wait_for_training(self, iteration: int) -> None:
+        """Hold the loop while the training child runs (``wait_for_training``)."""
+        while self.learning.training_running and not self._stop.is_set():
+            self._publish(self.learning.poll(iteration))
+            self._wake.wait(0.05)
+            self._wake.clear()
+        self._publish(self.learning.poll(iteration))
 
     def _log_example(self, i: int, snapshot: StateSnapshot, decision: Decision,
                      result: ActionResult) -> list[Event]:

@@ -228,11 +228,16 @@ def epochs_from_records(records: Sequence[Any]) -> tuple[EpochPoint, ...]:
     return tuple(out)
 
 
-def read_metrics(db: Database, *, fallback_window: int = 200, policy_window: int = 50,
-                 max_points: int = 300, history: int = 5000) -> MetricsView:
-    """One read of everything the dashboard's plots and phase pane show."""
+def read_metrics(db: Database, *, fallback_window: int = 200, max_points: int = 300,
+                 history: int = 5000) -> MetricsView:
+    """One read of everything the dashboard's plots and phase pane show.
+
+    "Rolling reward" means one thing everywhere: the mean total reward of a policy's last
+    ``fallback_window`` decisions. The curves plot it, the legend and the phase pane quote
+    it, and the fall-back compares it.
+    """
     state = PhaseState.from_meta(db.get_meta(PHASE_META_KEY))
-    curves = reward_series(db, policy_window, max_points, history,
+    curves = reward_series(db, fallback_window, max_points, history,
                            boundaries=_boundaries(state.history))
     rolling: dict[str, float | None] = {}
     counts: dict[str, int] = {}

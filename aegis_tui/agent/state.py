@@ -21,6 +21,7 @@ from aegis_tui.snapshot import (
     MAX_RECENT_ACTIONS,
     MAX_SNAPSHOT_GOALS,
     MAX_SNAPSHOT_TOPICS,
+    RECENT_WINDOW,
     GoalView,
     StateSnapshot,
     TopicView,
@@ -186,6 +187,7 @@ class AgentState:
             iterations_since_proposal=iteration - c.last_proposal_iteration,
             iterations_since_question=iteration - c.last_question_iteration,
             last_search_gain=c.last_search_gain,
+            recent_failed_searches=c.recent_search_gains[-RECENT_WINDOW:].count(-1),
         )
         # Part of the agent's own state: whether it has anything new to propose.
         fresh = count_fresh_ideas(snapshot, self.settings, c.recent_search_gains,

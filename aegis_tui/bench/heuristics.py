@@ -34,8 +34,8 @@ GRID: dict[str, tuple[object, ...]] = {
     "propose_min_knowledge": (3, 6, 10),
     "max_pending_proposals": (1, 2),
     "max_recent_searches": (3, 4, 5),
-    "ask_every": (0, 10, 30),
-    "idle_after_failure": (True, False),
+    "ask_every": (0, 30),
+    "idle_after_failure": (False,),
 }
 
 

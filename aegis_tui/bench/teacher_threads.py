@@ -33,15 +33,13 @@ def _time_decisions(teacher: Any, states: list[Any], n: int) -> list[float]:
 
 def _start_training_child(workdir: Path) -> Any:
     """A training worker on 1000 sim examples with epochs enough to outlast the timing."""
-    from aegis_tui.bench.learning import score_policy
+    from aegis_tui.bench.pipeline import run_agent
     from aegis_tui.config import Config, apply_overrides
-    from aegis_tui.paths import DataPaths
     from aegis_tui.policy.rules_teacher import RulesTeacher
     from aegis_tui.training.supervisor import TrainingSupervisor
 
-    where = workdir / "train-data"
-    score_policy(where, 43, RulesTeacher(43), 1000)
-    paths = DataPaths(where)
+    paths = run_agent(workdir / "train-data", 43, RulesTeacher(43), 1000,
+                      collect_threshold=10_000_000)
     config = apply_overrides(Config(), {"epochs": 1000, "checkpoint_every": 1000,
                                         "training_timeout_s": 3600})
     supervisor = TrainingSupervisor(paths, config)

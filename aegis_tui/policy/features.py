@@ -1,6 +1,6 @@
 """Turning a ``StateSnapshot`` into the fixed-length token sequence the HRM reads.
 
-The state becomes ``FEATURE_LEN`` (24) token ids, one per slot. Every slot owns its own id
+The state becomes ``FEATURE_LEN`` (26) token ids, one per slot. Every slot owns its own id
 range in one shared vocabulary (``VOCAB_SIZE``), so "3" in the pending slot and "3" in a
 counter slot are different tokens and the model never has to infer where a value came from.
 
@@ -20,6 +20,9 @@ together sit next to each other; see ``HRMConfig.slots_per_position``):
   the last search's gain, the curiosity queue size and the number of active goals.
 - the human's answer rate and the reviewer's approval rate in tenths, with a "never asked"
   id: the teacher ignores them, but a policy that wants to beat it by RL needs them.
+- how many of the last five actions were searches and how many of the last five searches
+  failed: what a search rate limit counts, so pacing searches is one lookup, not a sum
+  over five action slots.
 - the last ``MAX_RECENT_ACTIONS`` actions, oldest first, left-padded with a "none" id.
 
 This module imports torch only inside ``featurize_batch``/``tokens_tensor``.
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aegis_tui.actions import ACTION_NAMES
-from aegis_tui.snapshot import MAX_RECENT_ACTIONS, StateSnapshot
+from aegis_tui.snapshot import MAX_RECENT_ACTIONS, RECENT_WINDOW, StateSnapshot
 
 if TYPE_CHECKING:
     import torch
@@ -80,6 +83,8 @@ def _layout() -> tuple[dict[str, int], int]:
         take(name, COUNT_IDS)
     take("answer_rate", RATE_IDS)
     take("approval_rate", RATE_IDS)
+    take("recent_searches", RECENT_WINDOW + 1)
+    take("recent_failures", RECENT_WINDOW + 1)
     for i in range(MAX_RECENT_ACTIONS):
         take(f"action_{i}", len(ACTION_NAMES) + 1)  # + "none"
     return starts, next_id
@@ -87,13 +92,15 @@ def _layout() -> tuple[dict[str, int], int]:
 
 _START, VOCAB_SIZE = _layout()
 # Bump when the layout or the meaning of any id changes: checkpoints record it.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 # Id ranges whose values are ordered (counters, rates without "never"): the HRM embeds
 # them as running sums so neighbouring values start alike and a threshold is learnt once.
 ORDINAL_RANGES: tuple[tuple[int, int], ...] = (
     *((_START[name], COUNT_IDS) for name in _COUNTERS),
     (_START["answer_rate"], RATE_IDS - 1),
     (_START["approval_rate"], RATE_IDS - 1),
+    (_START["recent_searches"], RECENT_WINDOW + 1),
+    (_START["recent_failures"], RECENT_WINDOW + 1),
 )
 SLOT_NAMES: tuple[str, ...] = tuple(_START)
 FEATURE_LEN = len(SLOT_NAMES)
@@ -160,6 +167,9 @@ def featurize(s: StateSnapshot) -> list[int]:
     tokens.append(_START["answer_rate"] + _rate(s.questions_answered, s.questions_asked))
     tokens.append(_START["approval_rate"]
                   + _rate(s.improvements_approved, s.improvements_proposed))
+    tokens.append(_START["recent_searches"] + min(max(s.recent_searches, 0), RECENT_WINDOW))
+    tokens.append(_START["recent_failures"]
+                  + min(max(s.recent_failed_searches, 0), RECENT_WINDOW))
     recent = s.recent_actions[-MAX_RECENT_ACTIONS:]
     pad = MAX_RECENT_ACTIONS - len(recent)
     none = len(ACTION_NAMES)
@@ -272,6 +282,10 @@ def describe_features(tokens: Sequence[int],
         elif slot in ("answer_rate", "approval_rate"):
             meaning = ("never asked" if slot == "answer_rate" else "never proposed") \
                 if value == RATE_IDS - 1 else f"about {value * 10}%"
+        elif slot == "recent_searches":
+            meaning = f"{value} of the last {RECENT_WINDOW} actions"
+        elif slot == "recent_failures":
+            meaning = f"{value} of the last {RECENT_WINDOW} searches failed"
         else:  # action_0 (oldest) .. action_9 (latest)
             meaning = "none" if value == len(ACTION_NAMES) else ACTION_NAMES[value]
         rows.append(FeatureRow(slot, int(token), meaning))

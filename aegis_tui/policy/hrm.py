@@ -1,7 +1,7 @@
 """A small Hierarchical Reasoning Model (Wang et al. 2025) that picks AEGIS's next action.
 
 Modelled on sapientinc/HRM ``models/hrm/hrm_act_v1.py`` and ``models/layers.py``.
-``forward(tokens[B, 24]) -> (logits[B, 4], value[B])``; the config is ``HRMConfig``.
+``forward(tokens[B, 26]) -> (logits[B, 4], value[B])``; the config is ``HRMConfig``.
 
 Kept from the original:
 
@@ -20,15 +20,15 @@ Kept from the original:
   original's Q head: a policy head (logits over the four actions) and a value head
   (zero-initialised, like the original's Q head, so RL starts from a neutral baseline).
 
-Changed for a 2-core CPU and a 24-slot state, and why:
+Changed for a 2-core CPU and a 26-slot state, and why:
 
 - one block per level (``H_layers = L_layers = 1``) at d=160: with 2 x 2 cycles that is
   still six block applications per decision, and it keeps training on 1000 examples x 20
   epochs within ~15 s and an RL update within ~5 ms (both measured; two blocks per level
   or d=256 roughly double both);
 - two feature slots per position (``slots_per_position``): their embeddings are summed
-  (the way the original adds token and position embeddings), so the transformer sees 12
-  positions instead of 24. Attention and MLP cost scale with positions, so this buys a
+  (the way the original adds token and position embeddings), so the transformer sees 13
+  positions instead of 26. Attention and MLP cost scale with positions, so this buys a
   wider model (d=160 instead of 128) for the same time. Every slot has its own id range,
   so the sum stays unambiguous;
 - no positional encoding at all (neither RoPE nor learned): a token's id already says

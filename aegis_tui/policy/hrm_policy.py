@@ -42,9 +42,13 @@ class HRMPolicy:
     kind = "hrm"
     name = "HRM"
 
-    def __init__(self, model: HRM, *, seed: int = 0, sample: bool = True) -> None:
+    def __init__(self, model: HRM, *, seed: int = 0, sample: bool = True,
+                 explore: float = 0.0) -> None:
+        if not 0 <= explore < 1:
+            raise ValueError("explore must be in [0, 1)")
         self.model = model
         self.sample = sample
+        self.explore = explore  # mass spread over the available actions (Phase 3's floor)
         self._rng = random.Random(f"hrm-policy:{seed}")
         self.last_tokens: list[int] | None = None
         self.last_carry: Carry | None = None
@@ -66,6 +70,9 @@ class HRMPolicy:
             )
             mask = torch.tensor(action_mask(tokens), dtype=torch.bool)
             probs_t = torch.softmax(masked_logits(logits[0], mask).double(), dim=-1)
+            if self.explore > 0:
+                floor = mask.double() / mask.sum()
+                probs_t = (1.0 - self.explore) * probs_t + self.explore * floor
         return tuple(float(p) for p in probs_t.tolist()), float(value[0]), carry
 
     def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:

@@ -69,6 +69,7 @@ from aegis_tui.text import clean
 
 SCORE_MODES = ("cached", "padded", "separate")
 PROBE_TIMEOUT_S = 3.0
+CALIBRATION_STATES = 6
 MAX_PROMPT_TOKENS = 1024  # our prompts are far shorter; this only caps long-context models
 _FALLBACK_POSITIONS = 1024
 
@@ -341,8 +342,38 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def calibration_states() -> list[StateSnapshot]:
+    """A handful of fixed, varied states the teacher's score scale is measured on."""
+    from aegis_tui.config import DEFAULT_GOALS
+    from aegis_tui.snapshot import GoalView, TopicView
+
+    actions = ("web_search", "ask_human", "propose_improvement", "idle")
+    out = []
+    for i in range(CALIBRATION_STATES):
+        goals = tuple(GoalView(text=DEFAULT_GOALS[(i + k) % len(DEFAULT_GOALS)], keywords=(),
+                               progress=(i + k) % 5 / 5, completed=False)
+                      for k in range(1 + i % 3))
+        topics = tuple(TopicView(topic=t, priority=1.0 - k / 10, times_searched=k,
+                                 provenance="goal")
+                       for k, t in enumerate(("event loop", "json", "garbage collection")[:i % 4]))
+        out.append(StateSnapshot(
+            iteration=10 * i, goals=goals, curiosity=topics, curiosity_size=len(topics) + i,
+            knowledge_count=7 * i, knowledge_since_proposal=(3 * i) % 11, web_searches=5 * i,
+            failed_searches=i % 3, last_search_gain=(i % 4) - 1, pending_questions=i % 2,
+            questions_asked=i, questions_answered=i // 2, pending_proposals=(i // 2) % 2,
+            improvements_proposed=i, improvements_approved=i // 3,
+            iterations_since_question=(5 * i) % 17, iterations_since_proposal=(7 * i) % 23,
+            recent_actions=tuple(actions[(i * 3 + k) % 4] for k in range(i % 6))))
+    return out
+
+
 class LMTeacher:
-    """A causal LM as the teacher. Build it with ``LMTeacher.load``."""
+    """A causal LM as the teacher. Build it with ``LMTeacher.load``.
+
+    It samples from ``softmax(scores / (temperature * score_scale))``: ``temperature`` is
+    measured in units of the model's own typical score spread (``score_scale``), so the
+    same setting means the same decisiveness for any model.
+    """
 
     kind = "teacher"
 
@@ -392,6 +423,7 @@ class LMTeacher:
         self.max_prompt_tokens = self.max_positions - max(map(len, sample_conts))
         if self.max_prompt_tokens < len(self._prefix) + 1:
             raise TeacherLoadError(f"{name} has too few positions ({self.max_positions})")
+        self.score_scale = self._calibrate()
 
     @classmethod
     def load(cls, model: str, *, timeout_s: float, seed: int = 0, temperature: float = 1.0,
@@ -614,8 +646,28 @@ class LMTeacher:
 
     # -- the Policy protocol -------------------------------------------------------------------
 
+    def _calibrate(self) -> float:
+        """How far apart this model's four scores typically are (their standard deviation,
+        averaged over ``calibration_states``): the unit ``temperature`` is measured in.
+
+        Raw score gaps differ forty-fold between models (a few thousandths of a nat for a
+        random-weight model, around one for a trained one), so one raw temperature would
+        leave one model uniform and make another greedy. Measured on fixed states, so the
+        same model always gets the same scale.
+        """
+        spreads = []
+        for snapshot in calibration_states():
+            scores = [x for x in self.scores(snapshot) if math.isfinite(x)]
+            if len(scores) > 1:
+                mean = math.fsum(scores) / len(scores)
+                spreads.append(math.sqrt(math.fsum((x - mean) ** 2 for x in scores)
+                                         / len(scores)))
+        spread = math.fsum(spreads) / len(spreads) if spreads else 1.0
+        return spread if spread > 1e-6 else 1.0
+
     def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
-        return _softmax(list(self.scores(snapshot)), self.temperature)  # type: ignore[return-value]
+        return _softmax(list(self.scores(snapshot)),  # type: ignore[return-value]
+                        self.temperature * self.score_scale)
 
     def decide(self, snapshot: StateSnapshot) -> Decision:
         probs = self.probabilities(snapshot)

@@ -147,32 +147,33 @@ def _sentencepiece_style_tokenizer(vocab_size: int) -> Any:
     return tok
 
 
-def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int) -> Any:
+def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int,
+                       positions: int = TINY_POSITIONS) -> Any:
     ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id}
     if arch == "gpt2":
         from transformers import GPT2Config
 
-        return GPT2Config(vocab_size=vocab_size, n_positions=TINY_POSITIONS, n_embd=64,
+        return GPT2Config(vocab_size=vocab_size, n_positions=positions, n_embd=64,
                           n_layer=2, n_head=2, **ids)
     if arch == "llama":
         from transformers import LlamaConfig
 
         return LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=172,
                            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                           max_position_embeddings=TINY_POSITIONS, tie_word_embeddings=False,
+                           max_position_embeddings=positions, tie_word_embeddings=False,
                            **ids)
     if arch == "neox":
         from transformers import GPTNeoXConfig
 
         return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=256,
                              num_hidden_layers=2, num_attention_heads=4, rotary_pct=0.25,
-                             max_position_embeddings=TINY_POSITIONS, use_parallel_residual=True,
+                             max_position_embeddings=positions, use_parallel_residual=True,
                              **ids)
     from transformers import Qwen2Config
 
     return Qwen2Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=172,
                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                       max_position_embeddings=TINY_POSITIONS, tie_word_embeddings=True, **ids)
+                       max_position_embeddings=positions, tie_word_embeddings=True, **ids)
 
 
 def _tokenizer(arch: str, size: str) -> tuple[Any, int, int]:
@@ -217,11 +218,14 @@ def _model_class(arch: str) -> Any:
 
 
 def build_local_lm(folder: Path, *, arch: str = "gpt2", size: str = "tiny",
-                   seed: int = 0) -> Path:
+                   seed: int = 0, positions: int = TINY_POSITIONS) -> Path:
     """Write a random-weight model of ``arch`` and its tokenizer to ``folder``; return it.
 
-    Deterministic for a given ``arch``, ``size`` and ``seed``; needs no network. The global
-    torch RNG is left as it was.
+    ``positions`` (tiny models only) is the context length: a short one (say 24) leaves the
+    model only the end of each prompt, the recent actions, so its choices follow what the
+    HRM can see, unlike a long-context random model's. Deterministic for a given ``arch``,
+    ``size``, ``seed`` and ``positions``; needs no network. The global torch RNG is left as
+    it was.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
@@ -238,7 +242,7 @@ def build_local_lm(folder: Path, *, arch: str = "gpt2", size: str = "tiny",
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer, bos_id, eos_id = _tokenizer(arch, size)
     if size == "tiny":
-        config = _tiny_model_config(arch, len(tokenizer), bos_id, eos_id)
+        config = _tiny_model_config(arch, len(tokenizer), bos_id, eos_id, positions)
     else:
         from transformers import GPT2Config
 

@@ -52,8 +52,8 @@ def make_teacher(config: Config, *,
     try:
         teacher = LMTeacher.load(
             config.teacher_model, timeout_s=config.teacher_load_timeout_s, seed=config.seed,
-            device=config.device, revision=config.teacher_revision,
-            chat_template=config.teacher_chat_template,
+            temperature=config.teacher_temperature, device=config.device,
+            revision=config.teacher_revision, chat_template=config.teacher_chat_template,
             stall_timeout_s=config.download_stall_timeout_s, on_progress=on_progress)
     except TeacherLoadError as exc:
         if config.teacher == "lm":
@@ -76,6 +76,8 @@ def teacher_notice(teacher: LMTeacher, model: str) -> str:
     notice = f"teacher: {teacher_label(model)} ({size:.1f}M parameters) on {where}"
     if teacher.revision:
         notice += f", commit {teacher.revision[:7]}"
+    notice += (f", temperature {teacher.temperature:g} x its score spread "
+               f"{teacher.score_scale:.3g}")
     if teacher.chat:
         notice += ", chat template"
     elif teacher.chat_note:

@@ -545,6 +545,19 @@ class Database:
             "FROM metrics WHERE policy=? ORDER BY iteration DESC LIMIT ?)", (policy, window))[0]
         return (row[0], int(row[1]))
 
+    def policy_rewards(self, policy: str, limit: int,
+                       since: int | None = None) -> list[tuple[int, float]]:
+        """``(iteration, total reward)`` of the last ``limit`` decisions by ``policy``
+        (after iteration ``since``, when given), newest first."""
+        sql = "SELECT iteration, reward + delayed_reward FROM metrics WHERE policy=?"
+        params: list[Any] = [policy]
+        if since is not None:
+            sql += " AND iteration > ?"
+            params.append(since)
+        sql += " ORDER BY iteration DESC LIMIT ?"
+        params.append(limit)
+        return [(int(r[0]), float(r[1])) for r in self._query(sql, params)]
+
     def action_counts(self, policy: str | None = None) -> dict[str, int]:
         if policy is None:
             rows = self._query("SELECT action, count(*) AS n FROM metrics GROUP BY action")

@@ -1,54 +1,44 @@
 """Phase 3: policy-gradient fine-tuning of the HRM from the rewards its decisions earn.
 
-The update, top to bottom (CleanRL-style, one screen in ``update``):
+One update, top to bottom (CleanRL's ``ppo.py`` in spirit, one screen in ``update``):
 
-    logits, value = model(state)                    # current policy and baseline
-    advantage     = (return - value) / scale        # (detached) learned baseline, scaled
-    loss = -advantage * log pi(action | state)      # REINFORCE
-         + value_coef * huber(value, return)        # fit the baseline
-         - entropy_coef * entropy(pi)               # keep exploring
-         + kl_coef * KL(pi || pi_ref)               # stay near the imitation policy
-    clip grad norm, AdamW step (``training/adamw.py``)
+    minibatch     = newly ready decisions + a sample of recent ones (each is reused)
+    logits, value = model(state)                      # from the decision's saved carry
+    pi            = (1 - explore) softmax(logits) + explore uniform(available actions)
+    ratio         = pi(action) / pi_then(action)      # pi_then: what the action was drawn from
+    advantage     = normalise(GAE(rewards, values))   # computed once, when it became ready
+    loss = -min(ratio A, clip(ratio, 1 +- clip) A)    # PPO's clipped surrogate
+         + value_coef * huber(value, return)
+         - entropy_coef * entropy
+         + kl_coef * kl_scale * KL(softmax || reference)
+    clip grad norm, Adam step
 
-- **Returns.** Each decision is credited with the rewards its own outcome earns,
-  including delayed ones (an answer or an approval arriving iterations later, passed to
-  ``credit``). That alone is a contextual bandit, and it was not enough: what an action
-  does to the *next* decisions is invisible to it. On the sim world a proposal earns its
-  +1 at once, but it spends the fresh knowledge the next proposal needs for an approval;
-  a myopic learner proposed ever more often, ran out of ideas, and (frozen) got stuck
-  proposing duplicates. So the target is the n-step return
-  ``G_t = r_t + gamma r_{t+1} + ... + gamma^{n-1} r_{t+n-1} + gamma^n V(s_{t+n})``
-  (``gamma`` 0.9, ``n_step`` 10), bootstrapped from the value the policy estimated when
-  it made decision ``t+n``. ``gamma=0`` gives back the bandit.
-- **Pending decisions.** ``record(..., pending=True)`` holds a decision out of updates
-  until ``settle`` (no more rewards will come) or until it is ``horizon`` iterations old;
-  a decision also waits until its ``n_step`` successors are settled (or old), so their
-  delayed rewards are in its return. Trained decisions stay in the buffer while a
-  predecessor still needs their reward. A credit that arrives after its decision was
-  trained on still counts in its predecessors' returns, and is counted as late.
-- **Advantage scale.** Rewards span -2 to +11 (an approval), so raw advantages would let
-  the policy-gradient term swamp the entropy and KL terms, and the policy collapsed to one
-  action within a few hundred updates. Advantages are divided by a running standard
-  deviation of the returns (Welford), so the coefficients mean the same whatever the
-  reward table; the value head fits raw returns (Huber). Fitting it to the scaled
-  returns with a squared error instead was tried: no better on the development seeds,
-  worse on the benchmark's first held-out seeds (1.11x the teacher against 1.22x).
-- **Reference policy.** A frozen copy of the imitation model (``hrm_trained.pt``); the KL
-  term pulls the policy back toward it so a run of unlucky rewards cannot erase Phase 2.
-- **What moves.** By default RL trains the slow, high-level module (H) and the heads; the
-  fast module (L) and the embeddings keep what imitation learnt (``train_low_level``
-  turns them back on). Fewer parameters move on a noisy reward signal, and the update
-  gets cheap: when the agent passes the decision's ``carry`` (``HRMPolicy.last_carry``),
-  the L output is a constant and the update runs only the final H step, at position 0,
-  from it (``HRM.from_carry``): the same one-step gradient HRM trains with, from the
-  hidden state computed at decision time (at most one update old). Without a carry the
-  update runs the whole model (measured on the 2-core dev box, ten decisions: ~4 ms
-  from carries, ~11 ms without, ~18 ms with L and the embeddings trainable too).
-- **Unavailable actions.** Decisions carry the policy's action mask
-  (``features.action_mask``); the update and the reference log-probabilities mask the
-  same actions, so the gradient is that of the distribution the action was drawn from.
-- **Reference log-probabilities** are computed once per decision, in ``record`` (one
-  B=1 inference pass of the frozen model), and kept with the transition.
+- **Returns.** Each decision is credited with everything its own outcome earns, including
+  delayed rewards (an answer, an approval, passed to ``credit``), and looks ahead along the
+  decisions that followed it: a generalised advantage estimate (``gamma``, ``gae_lambda``)
+  over up to ``n_step`` consecutive successors, bootstrapped from the value estimates made
+  at decision time. A successor chain stops at a gap in the iterations (the teacher decided
+  in between, or a restart). A decision is ready when it and its successors are settled
+  (no more reward will come), or when it is ``horizon`` iterations old.
+- **Reuse.** Each update trains on the decisions that just became ready plus a random
+  sample of the last ``replay`` ready ones (``minibatch`` in all), so every decision is
+  used several times while it is recent; the clipped ratio keeps a reused decision from
+  pushing the policy further than ``clip`` away from the policy that made it.
+- **Exploration that cannot die.** The policy that acts mixes ``explore`` of its mass
+  uniformly over the available actions, so an action the HRM stopped taking is still
+  tried, and seen rewarded, now and then. The update uses the same mixture, so the ratio
+  compares like with like.
+- **The reference.** A frozen copy of the imitation model; the KL term keeps early, noisy
+  updates from erasing Phase 2. Its weight is ``kl_coef`` times ``kl_scale`` (``set_kl_scale``):
+  the agent lowers the scale as the HRM's reward overtakes the teacher's, so a policy that
+  has left a weak teacher behind is not pulled back toward it.
+- **What moves.** By default the slow module (H) and the heads; the fast module (L) and
+  the embeddings keep what imitation learnt (``train_low_level`` turns them on). The update
+  then runs only the final H step from the decision's saved ``carry`` (``HRM.from_carry``).
+- **Unavailable actions** (a proposal with no fresh idea) are masked in deciding and in the
+  update alike (``features.action_mask``).
+- **Reproducible.** The minibatch sample comes from a ``random.Random`` seeded with
+  ``seed``: the same decisions and rewards give the same updates.
 - **Persistence.** ``save``/``RLTrainer.resume`` write and read ``hrm_rl.pt`` (model,
   optimizer state, counters); ``note_score`` tracks the best rolling reward so the agent
   can keep ``hrm_rl_best.pt`` to fall back to.
@@ -57,7 +47,8 @@ The update, top to bottom (CleanRL-style, one screen in ``update``):
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+import random
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -65,7 +56,9 @@ from typing import TYPE_CHECKING, Any
 
 from aegis_tui.snapshot import StateSnapshot
 
-RETURN_STEPS = 10  # decisions an n-step return looks ahead (imitation's value target too)
+RETURN_STEPS = 10  # imitation's value target looks this many decisions ahead
+ENTROPY_ADAPT_RATE = 0.05  # change of log(entropy weight) per update, at full shortfall
+MAX_ENTROPY_BOOST = math.log(30.0)  # the entropy weight rises at most 30-fold
 
 if TYPE_CHECKING:
     import torch
@@ -76,31 +69,44 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RLSettings:
-    learning_rate: float = 3e-4
-    entropy_coef: float = 0.005
-    kl_coef: float = 0.5
+    learning_rate: float = 1e-3
+    entropy_coef: float = 0.01  # the bonus's starting weight
+    target_entropy: float = 0.2  # nats; the weight rises while the policy is below (0: off)
+    kl_coef: float = 0.1
     value_coef: float = 0.5
     update_every: int = 10
     max_grad_norm: float = 1.0
     horizon: int = 200
-    max_batch: int = 64
+    minibatch: int = 32
+    replay: int = 128
+    clip: float = 0.2
+    explore: float = 0.05
+    explore_ratio: str = "policy"  # ratio against "policy" (own probability) or "behaviour"
+    value_loss: str = "mse"  # "mse" scaled by the returns' spread, or "huber" on raw ones
     max_transitions: int = 2000
     train_low_level: bool = False
     weight_decay: float = 0.0
-    normalize_advantages: bool = True
     gamma: float = 0.9
-    n_step: int = RETURN_STEPS
+    gae_lambda: float = 0.9
+    n_step: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("learning_rate", "max_grad_norm"):
+        for name in ("learning_rate", "max_grad_norm", "clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"RL setting {name} must be positive")
-        for name in ("entropy_coef", "kl_coef", "value_coef", "weight_decay"):
+        for name in ("entropy_coef", "kl_coef", "value_coef", "weight_decay",
+                     "target_entropy"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"RL setting {name} must not be negative")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError("RL setting gamma must be between 0 and 1")
-        for name in ("update_every", "horizon", "max_batch", "max_transitions", "n_step"):
+        for name in ("gamma", "gae_lambda"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"RL setting {name} must be between 0 and 1")
+        if not 0 <= self.explore < 1:
+            raise ValueError("RL setting explore must be in [0, 1)")
+        if self.explore_ratio not in ("policy", "behaviour"):
+            raise ValueError("RL setting explore_ratio must be 'policy' or 'behaviour'")
+        for name in ("update_every", "horizon", "minibatch", "replay", "max_transitions",
+                     "n_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RL setting {name} must be at least 1")
 
@@ -120,14 +126,18 @@ class RLSettings:
 @dataclass(frozen=True, slots=True)
 class RLStats:
     update: int  # updates so far, this one included
-    transitions: int  # decisions in this update
+    transitions: int  # decisions in this update (new and reused)
+    new: int  # of which trained on for the first time
     loss: float
     policy_loss: float
     value_loss: float
-    mean_reward: float  # the decisions' own rewards
-    mean_return: float  # their n-step returns (the policy-gradient target)
+    mean_reward: float  # the new decisions' own rewards
+    mean_return: float  # their returns (the value target)
     entropy: float
     kl: float
+    clip_fraction: float  # share of the minibatch whose ratio was clipped
+    explained_variance: float  # 1 - Var(return - value) / Var(return) over the minibatch
+    mean_value: float  # the value head's estimate, mean over the minibatch
     grad_norm: float
 
 
@@ -139,10 +149,38 @@ class Transition:
     reward: float
     pending: bool
     carry: Carry | None
+    behaviour_prob: float  # probability of ``action`` under the distribution it came from
     ref_log_probs: torch.Tensor | None = None
     value: float | None = None  # the value head's estimate at decision time (bootstrap)
     mask: torch.Tensor | None = None  # BoolTensor[n_actions]: the actions it could take
     trained: bool = False
+    advantage: float = 0.0
+    ret: float = 0.0
+
+
+def exploring(probs: torch.Tensor, mask: torch.Tensor, explore: float) -> torch.Tensor:
+    """``probs`` with ``explore`` of the mass spread evenly over the available actions."""
+    if explore <= 0:
+        return probs
+    floor = mask.to(probs.dtype)
+    floor = floor / floor.sum(-1, keepdim=True).clamp_min(1.0)
+    return (1.0 - explore) * probs + explore * floor
+
+
+def gae(rewards: Sequence[float], values: Sequence[float], bootstrap: float, gamma: float,
+        lam: float) -> float:
+    """The generalised advantage estimate of the first of a chain of consecutive decisions.
+
+    ``rewards[k]``/``values[k]`` belong to decision ``k``; ``bootstrap`` is the value of the
+    state after the last one.
+    """
+    advantage = 0.0
+    next_value = bootstrap
+    for reward, value in zip(reversed(rewards), reversed(values), strict=True):
+        delta = reward + gamma * next_value - value
+        advantage = delta + gamma * lam * advantage
+        next_value = value
+    return advantage
 
 
 class RLTrainer:
@@ -156,12 +194,11 @@ class RLTrainer:
                  *, seed: int = 0) -> None:
         import torch
 
-        from aegis_tui.training.adamw import AdamW
-
         self.model = model
         self.reference = reference_model
         self.settings = settings or RLSettings()
         self.seed = seed
+        self._rng = random.Random(f"aegis-rl:{seed}")
         self.reference.eval()
         for param in self.reference.parameters():
             param.requires_grad_(False)
@@ -170,33 +207,34 @@ class RLTrainer:
             if name.startswith(("embed_", "L_level.")):
                 param.requires_grad_(low_level)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = AdamW(self._trainable, lr=self.settings.learning_rate,
-                               betas=(0.9, 0.999), weight_decay=self.settings.weight_decay)
+        self.optimizer = torch.optim.AdamW(self._trainable, lr=self.settings.learning_rate,
+                                           betas=(0.9, 0.999),
+                                           weight_decay=self.settings.weight_decay)
         self._torch = torch
         self._transitions: OrderedDict[int, Transition] = OrderedDict()
+        self._replay: deque[Transition] = deque(maxlen=self.settings.replay)
         self.updates = 0
         self.decisions_since_update = 0
         self.latest_iteration = -1
         self.late_credits = 0
         self.dropped = 0
         self.best_score: float | None = None
-        # Running moments of the returns (Welford), for the advantage scale.
-        self.return_count = 0
-        self.return_mean = 0.0
-        self.return_m2 = 0.0
+        self.kl_scale = 1.0
+        self._returns_n, self._returns_mean, self._returns_m2 = 0, 0.0, 0.0
+        self._log_entropy_coef = math.log(max(self.settings.entropy_coef, 1e-12))
 
     # --- collecting -------------------------------------------------------------------
 
     def record(self, iteration: int, state: Sequence[int] | StateSnapshot, action_index: int,
                reward: float, pending: bool = False, *, carry: Carry | None = None,
-               value: float | None = None) -> None:
+               value: float | None = None, behaviour_prob: float | None = None) -> None:
         """Add one decision: its state (feature ids or a snapshot), action and reward so far.
 
         ``pending=True``: more reward may arrive via ``credit``; it is not trained on until
         ``settle`` or until it is ``horizon`` iterations old. ``carry`` is the policy's
-        ``last_carry`` for this decision (optional; it makes the update cheaper); ``value``
-        its value estimate, which bootstraps the returns of the decisions before it (optional;
-        without it they use their own current estimate instead).
+        ``last_carry`` (optional; it makes the update cheaper); ``value`` its value estimate;
+        ``behaviour_prob`` the probability the action was drawn with (the policy's
+        exploring distribution; computed from the current model when not given).
         """
         from aegis_tui.policy.features import FEATURE_LEN, action_mask, featurize
         from aegis_tui.policy.hrm_policy import masked_logits
@@ -212,15 +250,21 @@ class RLTrainer:
         mask = torch.tensor(action_mask(tokens), dtype=torch.bool)
         # A decision made without the mask (another policy, a test) keeps its action possible.
         mask[action_index] = True
+        batch = torch.tensor([tokens], dtype=torch.long)
         with torch.inference_mode():
-            ref_logits, _ = self.reference(torch.tensor([tokens], dtype=torch.long))
+            ref_logits, _ = self.reference(batch)
             ref_log_probs = torch.log_softmax(masked_logits(ref_logits[0], mask), -1).clone()
+            if behaviour_prob is None or not 0 < behaviour_prob <= 1:
+                logits, _ = self.model(batch)
+                probs = exploring(torch.softmax(masked_logits(logits[0], mask), -1), mask,
+                                  self.settings.explore)
+                behaviour_prob = float(probs[action_index])
         if iteration in self._transitions:
             del self._transitions[iteration]
         self._transitions[iteration] = Transition(
             iteration=iteration, tokens=torch.tensor(tokens, dtype=torch.long),
-            action=action_index, reward=float(reward),
-            pending=pending, carry=carry, ref_log_probs=ref_log_probs,
+            action=action_index, reward=float(reward), pending=pending, carry=carry,
+            behaviour_prob=max(float(behaviour_prob), 1e-6), ref_log_probs=ref_log_probs,
             value=float(value) if value is not None and math.isfinite(value) else None,
             mask=mask,
         )
@@ -252,56 +296,73 @@ class RLTrainer:
         if transition is not None:
             transition.pending = False
 
+    def set_kl_scale(self, scale: float) -> None:
+        """Weight the KL pull to the reference by ``scale`` (0..1) from now on."""
+        self.kl_scale = min(1.0, max(0.0, float(scale))) if math.isfinite(scale) else 1.0
+
     def pending_count(self) -> int:
         return sum(1 for t in self._transitions.values() if t.pending and not t.trained)
 
     def ready_count(self) -> int:
         return len(self._ready(peek=True)[0])
 
-    def _ready(self, peek: bool = False) -> tuple[list[Transition], list[list[Transition]]]:
-        """The decisions that may be trained on now, and for each its ``n_step`` successors.
+    def _chain(self, order: list[Transition], k: int) -> list[Transition]:
+        """The consecutive decisions after ``order[k]`` (at most ``n_step``)."""
+        after: list[Transition] = []
+        previous = order[k].iteration
+        for t in order[k + 1:k + 1 + self.settings.n_step]:
+            if t.iteration != previous + 1:
+                break
+            after.append(t)
+            previous = t.iteration
+        return after
 
-        A decision is ready when it and its successors are settled and all ``n_step``
-        successors exist, or when it is ``horizon`` iterations old (then whatever is known
-        is used; a decision older than that gets no more rewards).
+    def _ready(self, peek: bool = False) -> tuple[list[Transition], list[list[Transition]]]:
+        """The decisions that may be trained on now, and for each its successors.
+
+        A decision is ready when it and its successors are settled and its chain is
+        complete (``n_step`` successors, or a gap after them), or when it is ``horizon``
+        iterations old (then whatever is known is used).
         """
         cutoff = self.latest_iteration - self.settings.horizon
         n = self.settings.n_step if self.settings.gamma > 0 else 0
         order = list(self._transitions.values())
         ready: list[Transition] = []
-        successors: list[list[Transition]] = []
+        chains: list[list[Transition]] = []
         for k, t in enumerate(order):
             if t.trained:
                 continue
             old = t.iteration <= cutoff
             if t.pending and old and not peek:
                 t.pending = False
-            after = order[k + 1:k + 1 + n]
-            settled = not t.pending and len(after) == n \
+            after = self._chain(order, k)[:n]
+            # Complete: n successors, or fewer followed by a gap (no more will come).
+            complete = len(after) == n or (k + 1 + len(after) < len(order))
+            settled = not t.pending and complete \
                 and not any(s.pending and s.iteration > cutoff for s in after)
             if old or settled:
                 ready.append(t)
-                successors.append(after)
-            if len(ready) == self.settings.max_batch:
+                chains.append(after)
+            if len(ready) == self.settings.minibatch:
                 break
-        return ready, successors
+        return ready, chains
 
-    def _returns(self, batch: list[Transition], successors: list[list[Transition]],
-                 values_now: list[float]) -> list[float]:
-        """n-step returns, bootstrapped from the value estimate of the state n steps on."""
-        gamma = self.settings.gamma
-        returns = []
-        for t, after, fallback in zip(batch, successors, values_now, strict=True):
-            total, discount = t.reward, 1.0
-            for s in after[:-1] if len(after) == self.settings.n_step else after:
-                discount *= gamma
-                total += discount * s.reward
-            if gamma > 0 and len(after) == self.settings.n_step:
-                last = after[-1]
-                discount *= gamma
-                total += discount * (last.value if last.value is not None else fallback)
-            returns.append(total)
-        return returns
+    def _estimate(self, t: Transition, after: list[Transition], fallback: float) -> None:
+        """Set ``t``'s advantage and return from its chain of successors."""
+        s = self.settings
+        own = t.value if t.value is not None else fallback
+        if s.gamma == 0:
+            t.advantage, t.ret = t.reward - own, t.reward
+            return
+        chain = [t, *after]
+        values = [own if c.value is None else c.value for c in chain]
+        if len(chain) > 1:  # the last successor's state is where the look-ahead stops
+            rewards, bootstrap = [c.reward for c in chain[:-1]], values[-1]
+            values = values[:-1]
+        else:  # nothing followed (yet): the decision's own estimate stands in for the next
+            rewards, bootstrap = [t.reward], own
+        t.advantage = gae(rewards, values, bootstrap, s.gamma, s.gae_lambda)
+        t.ret = t.advantage + own
 
     def _prune(self) -> None:
         """Drop trained decisions no untrained one still needs as a successor."""
@@ -313,29 +374,40 @@ class RLTrainer:
 
     # --- updating ---------------------------------------------------------------------
 
-    def maybe_update(self) -> RLStats | None:
-        """``update()`` once ``update_every`` decisions were recorded since the last one."""
-        if self.decisions_since_update < self.settings.update_every:
-            return None
-        return self.update()
-
     def update(self) -> RLStats | None:
-        """One policy-gradient step on the settled decisions not yet trained on (if any)."""
+        """One clipped policy-gradient step on the newly ready decisions plus reused ones."""
         from aegis_tui.policy.hrm_policy import masked_logits
-        from aegis_tui.training.imitation import clip_grad_norm
 
         torch = self._torch
         F = torch.nn.functional
-        batch, successors = self._ready()
-        if not batch:
+        fresh, chains = self._ready()
+        if not fresh:
             return None
-        for t in batch:
-            t.trained = True
         self.decisions_since_update = 0
         s = self.settings
+        for t, after in zip(fresh, chains, strict=True):
+            self._estimate(t, after, fallback=0.0)
+            t.trained = True
+        self._prune()
+        fresh_ids = {id(t) for t in fresh}
+        pool = [t for t in self._replay if id(t) not in fresh_ids]
+        extra = self._rng.sample(pool, min(len(pool), max(0, s.minibatch - len(fresh))))
+        self._replay.extend(fresh)
+        batch = fresh + extra
+
         tokens = torch.stack([t.tokens for t in batch])
         actions = torch.tensor([t.action for t in batch], dtype=torch.long)
+        masks = torch.stack([t.mask for t in batch])  # type: ignore[misc]
         ref_log_probs = torch.stack([t.ref_log_probs for t in batch])  # type: ignore[misc]
+        behaviour = torch.tensor([t.behaviour_prob for t in batch], dtype=torch.float32)
+        if s.explore_ratio == "policy" and s.explore > 0:
+            # The policy's own probability then: the exploring share taken back out.
+            uniform = s.explore / masks.sum(-1).clamp_min(1).float()
+            behaviour = ((behaviour - uniform) / (1 - s.explore)).clamp_min(1e-6)
+        advantages = torch.tensor([t.advantage for t in batch], dtype=torch.float32)
+        returns = torch.tensor([t.ret for t in batch], dtype=torch.float32)
+        if len(batch) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-6)
 
         self.model.train()
         if all(t.carry is not None for t in batch):
@@ -343,49 +415,76 @@ class RLTrainer:
 
             carry = Carry(*(torch.cat(parts) for parts in zip(*(t.carry for t in batch),
                                                                strict=True)))
-            logits, value = self.model.from_carry(tokens, carry,
-                                                  low_level=s.train_low_level)
+            logits, value = self.model.from_carry(tokens, carry, low_level=s.train_low_level)
         else:
             logits, value = self.model(tokens)
-        # A successor recorded without a value estimate bootstraps from this
-        # decision's own current estimate (the nearest one at hand).
-        returns = torch.tensor(self._returns(batch, successors, value.detach().tolist()),
-                               dtype=torch.float32)
-        self._prune()
-        masks = torch.stack([t.mask for t in batch])  # type: ignore[misc]
         log_probs = torch.log_softmax(masked_logits(logits, masks), -1)
         probs = log_probs.exp()
-        scale = self._return_scale(returns.tolist()) if s.normalize_advantages else 1.0
-        advantage = (returns - value).detach() / scale
-        policy_loss = -(advantage * log_probs.gather(1, actions[:, None]).squeeze(1)).mean()
-        value_loss = F.smooth_l1_loss(value, returns)
+        acting = exploring(probs, masks, s.explore) if s.explore_ratio == "behaviour" else probs
+        taken = acting.gather(1, actions[:, None]).squeeze(1).clamp_min(1e-8)
+        ratio = taken / behaviour
+        surrogate = torch.min(ratio * advantages,
+                              ratio.clamp(1 - s.clip, 1 + s.clip) * advantages)
+        policy_loss = -surrogate.mean()
+        if s.value_loss == "mse":
+            scale = self._return_scale(returns.tolist())
+            value_loss = F.mse_loss(value / scale, returns / scale)
+        else:
+            value_loss = F.smooth_l1_loss(value, returns)
         entropy = -(probs * log_probs).sum(-1).mean()
         kl = (probs * (log_probs - ref_log_probs)).sum(-1).mean()
-        loss = (policy_loss + s.value_coef * value_loss - s.entropy_coef * entropy
-                + s.kl_coef * kl)
+        loss = (policy_loss + s.value_coef * value_loss - self.entropy_coef * entropy
+                + s.kl_coef * self.kl_scale * kl)
         self.optimizer.zero_grad()
         loss.backward()
-        grad_norm = clip_grad_norm(self._trainable, s.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._trainable, s.max_grad_norm,
+                                                   foreach=True)
         self.optimizer.step()
         self.model.eval()
         self.updates += 1
+        self._adapt_entropy_coef(float(entropy.detach()))
+        clipped = ((ratio - 1).abs() > s.clip).float().mean()
+        spread = float(returns.var()) if len(batch) > 1 else 0.0
+        explained = (1.0 - float((returns - value.detach()).var()) / spread) if spread > 0 \
+            else 0.0
         return RLStats(
-            update=self.updates, transitions=len(batch), loss=float(loss.detach()),
-            policy_loss=float(policy_loss.detach()), value_loss=float(value_loss.detach()),
-            mean_reward=sum(t.reward for t in batch) / len(batch),
-            mean_return=float(returns.mean()), entropy=float(entropy.detach()),
-            kl=float(kl.detach()), grad_norm=float(grad_norm),
+            update=self.updates, transitions=len(batch), new=len(fresh),
+            loss=float(loss.detach()), policy_loss=float(policy_loss.detach()),
+            value_loss=float(value_loss.detach()),
+            mean_reward=sum(t.reward for t in fresh) / len(fresh),
+            mean_return=sum(t.ret for t in fresh) / len(fresh),
+            entropy=float(entropy.detach()), kl=float(kl.detach()),
+            clip_fraction=float(clipped), explained_variance=explained,
+            mean_value=float(value.detach().mean()), grad_norm=float(grad_norm),
         )
 
+    @property
+    def entropy_coef(self) -> float:
+        return math.exp(self._log_entropy_coef)
+
+    def _adapt_entropy_coef(self, entropy: float) -> None:
+        """Raise the entropy bonus while the policy is more certain than ``target_entropy``,
+        lower it (not below its start) once it is not: a policy that grows sure of one
+        action everywhere cannot stop trying the others, which is how a poor start stays
+        poor (SAC's automatic temperature, in a simple form)."""
+        s = self.settings
+        if s.target_entropy <= 0 or s.entropy_coef <= 0:
+            return
+        step = ENTROPY_ADAPT_RATE * (s.target_entropy - entropy) / s.target_entropy
+        low = math.log(s.entropy_coef)
+        self._log_entropy_coef = min(low + MAX_ENTROPY_BOOST,
+                                     max(low, self._log_entropy_coef + step))
+
     def _return_scale(self, returns: list[float]) -> float:
+        """The running standard deviation of the returns (Welford), at least 1."""
         for g in returns:
-            self.return_count += 1
-            delta = g - self.return_mean
-            self.return_mean += delta / self.return_count
-            self.return_m2 += delta * (g - self.return_mean)
-        if self.return_count < 2:
+            self._returns_n += 1
+            delta = g - self._returns_mean
+            self._returns_mean += delta / self._returns_n
+            self._returns_m2 += delta * (g - self._returns_mean)
+        if self._returns_n < 2:
             return 1.0
-        return max(math.sqrt(self.return_m2 / (self.return_count - 1)), 0.1)
+        return max(1.0, math.sqrt(self._returns_m2 / (self._returns_n - 1)))
 
     # --- best tracking and persistence -----------------------------------------------
 
@@ -405,8 +504,13 @@ class RLTrainer:
             "updates": self.updates,
             "late_credits": self.late_credits,
             "best_score": self.best_score,
-            "seed": self.seed,
-            "returns": [float(self.return_count), self.return_mean, self.return_m2],
+            "kl_scale": self.kl_scale,
+            "entropy_coef": self.entropy_coef,
+            "returns": [self._returns_n, self._returns_mean, self._returns_m2],
+            "rng": self._rng.getstate(),
+            # Decisions to reuse (without their carries: after a restart the update runs
+            # the whole model for them, the same gradient at a little more cost).
+            "replay": [_plain_transition(t) for t in self._replay],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -417,10 +521,20 @@ class RLTrainer:
             self.late_credits = int(state.get("late_credits", 0))
             best = state.get("best_score")
             self.best_score = float(best) if best is not None else None
+            self.set_kl_scale(float(state.get("kl_scale", 1.0)))
+            coef = float(state.get("entropy_coef", self.settings.entropy_coef))
+            if coef > 0 and math.isfinite(coef):
+                self._log_entropy_coef = math.log(coef)
             moments = state.get("returns")
             if moments is not None:
-                count, mean, m2 = (float(v) for v in moments)
-                self.return_count, self.return_mean, self.return_m2 = int(count), mean, m2
+                n, mean, m2 = moments
+                self._returns_n, self._returns_mean, self._returns_m2 = int(n), float(mean), \
+                    float(m2)
+            rng = state.get("rng")
+            if rng is not None:
+                self._rng.setstate(_rng_state(rng))
+            self._replay.clear()
+            self._replay.extend(_transition(raw, self._torch) for raw in state.get("replay", []))
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"RL trainer state does not fit: {exc}") from None
 
@@ -429,6 +543,7 @@ class RLTrainer:
         from aegis_tui.training.checkpoints import save_checkpoint
 
         state = self.state_dict()
+        state["rng"] = _plain_rng_state(state["rng"])
         save_checkpoint(
             Path(path), self.model,
             meta={"kind": "rl", "updates": self.updates, "best_score": self.best_score,
@@ -453,3 +568,34 @@ class RLTrainer:
             except ValueError as exc:
                 raise CheckpointError(f"checkpoint {path}: {exc}") from None
         return trainer
+
+
+def _plain_rng_state(state: Any) -> list[Any]:
+    """``random.Random.getstate()`` as plain lists (checkpoints hold no tuples of ints only
+    by convention, but ``weights_only`` loading accepts lists and ints)."""
+    version, internal, gauss = state
+    return [int(version), [int(x) for x in internal], gauss]
+
+
+def _rng_state(plain: Any) -> tuple[Any, ...]:
+    version, internal, gauss = plain
+    return (int(version), tuple(int(x) for x in internal), gauss)
+
+
+def _plain_transition(t: Transition) -> dict[str, Any]:
+    return {"iteration": t.iteration, "tokens": t.tokens.tolist(), "action": t.action,
+            "reward": t.reward, "behaviour_prob": t.behaviour_prob,
+            "ref_log_probs": t.ref_log_probs.tolist() if t.ref_log_probs is not None else None,
+            "value": t.value, "mask": t.mask.tolist() if t.mask is not None else None,
+            "advantage": t.advantage, "ret": t.ret}
+
+
+def _transition(raw: dict[str, Any], torch: Any) -> Transition:
+    return Transition(
+        iteration=int(raw["iteration"]), tokens=torch.tensor(raw["tokens"], dtype=torch.long),
+        action=int(raw["action"]), reward=float(raw["reward"]), pending=False, carry=None,
+        behaviour_prob=float(raw["behaviour_prob"]),
+        ref_log_probs=torch.tensor(raw["ref_log_probs"], dtype=torch.float32),
+        value=None if raw["value"] is None else float(raw["value"]),
+        mask=torch.tensor(raw["mask"], dtype=torch.bool), trained=True,
+        advantage=float(raw["advantage"]), ret=float(raw["ret"]))

@@ -70,7 +70,8 @@ class RLSession:
         if trainer is None:
             model = load_checkpoint(paths.trained_checkpoint).build_model()
             trainer = RLTrainer(model, reference, settings, seed=config.seed)
-        policy = HRMPolicy(trainer.model, seed=config.seed, sample=True)
+        policy = HRMPolicy(trainer.model, seed=config.seed, sample=True,
+                           explore=settings.explore)
         parameters = sum(p.numel() for p in trainer.model.parameters())
         return cls(paths=paths, policy=policy, trainer=trainer, source=source,
                    parameters=parameters, warnings=warnings)
@@ -80,7 +81,8 @@ class RLSession:
         """Add the decision just made by ``policy`` (its features and hidden state reused)."""
         tokens: Any = self.policy.last_tokens if self.policy.last_tokens else snapshot
         self.trainer.record(iteration, tokens, decision.action.index, reward, pending,
-                            carry=self.policy.last_carry, value=decision.value)
+                            carry=self.policy.last_carry, value=decision.value,
+                            behaviour_prob=decision.probs[decision.action.index])
 
     def credit(self, iteration: int, reward: float) -> None:
         """A delayed outcome arrived: add its reward; nothing more will come for it."""

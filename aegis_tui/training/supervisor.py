@@ -326,9 +326,11 @@ class TrainingSupervisor:
         passed = val is not None and val >= gate
         acc = f"{val:.1%}" if val is not None else "unknown"
         verdict = "passed" if passed else "did not pass"
+        yardsticks = {key: _fraction(loaded.meta.get(key)) for key in
+                      ("baseline_accuracy", "probe_accuracy", "teacher_decisiveness")}
         self._finish(ok=True, val=val, passed=passed,
                      message=f"HRM trained: validation accuracy {acc} (best epoch {epoch}) "
-                             f"{verdict} the {gate:.0%} gate")
+                             f"{verdict} the {gate:.0%} gate", **yardsticks)
         self._run = None
 
     def _fail(self, run: _Run, message: str) -> None:
@@ -338,10 +340,11 @@ class TrainingSupervisor:
         self._finish(ok=False, val=None, message=message)
         self._run = None
 
-    def _finish(self, *, ok: bool, val: float | None, message: str,
-                passed: bool = False) -> None:
+    def _finish(self, *, ok: bool, val: float | None, message: str, passed: bool = False,
+                **yardsticks: float | None) -> None:
         self._pending.append(TrainingFinished(ok=ok, val_accuracy=val,
-                                              passed_gate=ok and passed, message=message))
+                                              passed_gate=ok and passed, message=message,
+                                              **yardsticks))
 
     def _kill(self, run: _Run, grace_s: float = 0.5) -> None:
         """SIGTERM, then SIGKILL after ``grace_s``; reaps the child and the reader."""
@@ -372,3 +375,10 @@ class TrainingSupervisor:
     def close(self) -> None:
         """Cancel and reap (about 1 s at most)."""
         self.cancel()
+
+
+def _fraction(value: object) -> float | None:
+    """A number in [0, 1] from checkpoint metadata, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value)
+    return None

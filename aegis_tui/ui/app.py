@@ -63,6 +63,7 @@ from aegis_tui.ui.model import (
     LogLine,
 )
 from aegis_tui.ui.screens.confirm import ConfirmScreen
+from aegis_tui.ui.screens.gate import GateScreen
 from aegis_tui.ui.screens.help import HelpScreen
 from aegis_tui.ui.screens.inspector import InspectorScreen, wants_comparison
 from aegis_tui.ui.screens.proposal import ProposalScreen, Review
@@ -95,6 +96,8 @@ KEY_HELP: dict[str, tuple[str, str]] = {
     "review": ("Review proposals", "Approve or reject the agent's pending proposals"),
     "reports": ("Status and training reports", "The reports `aegis-tui status` prints"),
     "plots": ("Switch curves", "Switch between the reward and the training curves"),
+    "gate": ("HRM or teacher", "After imitation runs below the gate: adopt the trained HRM "
+             "anyway (RL takes over) or keep the teacher (no more automatic training)"),
     "inspect": ("Inspect the latest decision",
                 "Why the agent picked its latest action: state, probabilities, value, "
                 "rewards, features (or click an iteration line of the event log)"),
@@ -146,6 +149,7 @@ class AegisApp(App[int]):
         Binding("g", "switch_curves", "Curves", id="plots", show=False),
         # Off the footer (80 columns hold no more); the event log's title names it.
         Binding("i", "inspect", "Inspect", id="inspect", show=False),
+        Binding("h", "gate", "HRM?", id="gate", show=False),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -535,6 +539,39 @@ class AegisApp(App[int]):
         text = f"Training not started: {why}"
         self.notify(clean(text, 300), title="Training", severity="warning", markup=False)
         self.query_one(EventLog).add([LogLine("warning", clean(text, 300))])
+
+    def action_gate(self) -> None:
+        """Adopt the trained HRM anyway, or keep the teacher (after a gate it missed)."""
+        self._key_pressed()
+        agent = self._require_agent()
+        if agent is None:
+            return
+        state = agent.learning.phases.state
+        summary = Text()
+        if state.last_val_accuracy is not None:
+            from aegis_tui.agent.phases import below_gate_reason
+
+            verdict = ("reached the gate" if state.passed_gate else below_gate_reason(
+                state.last_val_accuracy, self.config.accuracy_gate,
+                state.last_baseline_accuracy, state.last_probe_accuracy))
+            summary.append(f"Last imitation run: {verdict}.\n\n")
+        else:
+            summary.append("No imitation run has finished yet.\n\n")
+        deciding = "the HRM" if agent.learning.phases.hrm_deciding else "the teacher"
+        summary.append(f"Now {deciding} decides. Adopting hands the decisions to the trained "
+                       "HRM and lets RL improve it; keeping the teacher stops automatic "
+                       "training (t still trains on request).")
+        can_adopt = self.paths.trained_checkpoint.exists()
+        self.push_screen(GateScreen(summary, can_adopt=can_adopt), callback=self._gate_chosen)
+
+    def _gate_chosen(self, choice: str | None) -> None:
+        agent = self._require_agent()
+        if choice is None or agent is None:
+            return
+        agent.choose(choice)
+        words = ("the HRM will be adopted" if choice == "adopt"
+                 else "the teacher will be kept")
+        self.query_one(EventLog).add([LogLine("info", f"{words} on the next iteration")])
 
     # Questions: one modal at a time, in the order they were asked.
     def action_answer(self) -> None:

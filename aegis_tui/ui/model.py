@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aegis_tui.actions import ACTION_NAMES
 from aegis_tui.agent.event_log import describe
 from aegis_tui.agent.metrics_view import EpochPoint, History, MetricsView
+from aegis_tui.agent.phases import below_gate_reason
 from aegis_tui.config import Config
 from aegis_tui.events import (
     DownloadProgress,
@@ -53,6 +54,7 @@ _QUIET = StateChanged | KnowledgeAdded  # never a log line
 
 # Decisions the inspector can open: this run's latest, each with the snapshot it was made in.
 DECISIONS_KEEP = 500
+DECISIVENESS_WINDOW = 200  # teacher decisions the decisiveness is averaged over
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ class DashboardModel:
         self.metrics: MetricsView | None = None
         self.pending_override: tuple[int, int] | None = None  # set after the user resolves
         self.decisions: deque[IterationDone] = deque(maxlen=DECISIONS_KEEP)
+        # How decisive the teacher is: the probability it gave each action it took.
+        self.teacher_choice_probs: deque[float] = deque(maxlen=DECISIVENESS_WINDOW)
         self.events_seen = 0
         self.download: DownloadProgress | None = None  # the teacher model's, while starting
         self._logged_run_state = ""
@@ -158,6 +162,10 @@ class DashboardModel:
                     latest_state = event
                 case IterationDone():
                     self.decisions.append(event)
+                    if event.policy == "teacher" and event.action in ACTION_NAMES:
+                        self.teacher_choice_probs.append(
+                            event.probs[ACTION_NAMES.index(event.action)]
+                            if len(event.probs) == len(ACTION_NAMES) else 0.0)
                     counts = self.counts.get(event.policy)
                     if counts is not None and event.action in ACTION_NAMES:
                         counts[ACTION_NAMES.index(event.action)] += 1
@@ -301,33 +309,65 @@ class DashboardModel:
         examples, threshold = self.examples, max(1, self.threshold)
         words = (f"examples collected {examples}/{threshold} "
                  f"({min(1.0, examples / threshold):.1%})")
-        finished = training.finished
-        if finished is not None and not finished.passed_gate:
-            acc = (f"val acc {finished.val_accuracy:.0%}" if finished.val_accuracy is not None
-                   else "failed")
-            words += f"; last training {acc}, below the gate"
+        decisive = self.teacher_decisiveness
+        if decisive is not None:
+            words += f"; the teacher takes the action it rates {decisive:.0%} likely on average"
+        state = self.metrics.phase_state if self.metrics is not None else None
+        finished = training.finished  # this run's latest result; else the stored one
+        if finished is not None:
+            val, passed = finished.val_accuracy, finished.passed_gate
+            baseline, probe = finished.baseline_accuracy, finished.probe_accuracy
+        elif state is not None:
+            val, passed = state.last_val_accuracy, state.passed_gate
+            baseline, probe = state.last_baseline_accuracy, state.last_probe_accuracy
+        else:
+            val, passed, baseline, probe = None, False, None, None
+        if state is not None and state.keep_teacher:
+            words += "; teacher kept by hand (no training starts on its own)"
+        elif val is not None and not passed:
+            words += "; last training " + below_gate_reason(
+                val, self.config.accuracy_gate, baseline, probe)
+            words += "; h: adopt the HRM anyway or keep the teacher"
+        elif finished is not None and not finished.ok:
+            words += "; last training failed"
         return Progress(min(examples, threshold), threshold, words)
+
+    @property
+    def teacher_decisiveness(self) -> float | None:
+        """Mean probability the teacher gave the actions it took (its recent decisions)."""
+        probs = self.teacher_choice_probs
+        return sum(probs) / len(probs) if probs else None
 
     def _rl_progress(self) -> Progress:
         hrm_deciding = self.state.hrm_active if self.state is not None else True
         rolling = self.metrics.rolling if self.metrics is not None else {}
-        hrm, teacher = rolling.get("hrm"), rolling.get("teacher")
         state = self.metrics.phase_state if self.metrics is not None else None
-        if state is not None and state.teacher_baseline is not None:
-            teacher = state.teacher_baseline
+        window = self.config.fallback_window
+        hrm = f"HRM {_signed(rolling.get('hrm'))} (its last {window})"
+        reference = state.reference if state is not None else None
+        if reference is not None:
+            teacher = (f"teacher {reference.mean:+.2f} ({reference.n} decisions, iterations "
+                       f"{reference.first}-{reference.last})")
+        else:
+            teacher = f"teacher {_signed(rolling.get('teacher'))} (its last {window})"
+        rewards = f"rolling reward {hrm} vs {teacher}"
+        if not hrm_deciding and state is not None:
+            # The bar counts the teacher's stretch until the HRM decides again.
+            span = max(1, state.hrm_retry_at - state.fallen_back_at)
+            waited = self.iteration - state.fallen_back_at
+            why = "measuring the teacher" if state.measuring_teacher else "after a fall-back"
+            words = (f"teacher deciding ({why}): measured afresh until iteration "
+                     f"{state.hrm_retry_at}; {rewards}")
+            return Progress(min(max(waited, 0), span), span, words)
+        if state is not None and state.trial:
+            done = min(window, max(0, self.iteration - state.trial_started_at))
+            words = (f"reward trial after {state.gate_failures} runs below the gate: HRM "
+                     f"decides {done}/{window}; {rewards}")
+            return Progress(done, window, words)
         every = max(1, self.config.rl_checkpoint_every)
         done = self.rl_updates
-        since = done % every
-        rewards = (f"rolling reward HRM {_signed(hrm)} vs teacher {_signed(teacher)}")
-        if not hrm_deciding and state is not None:
-            # The bar counts down the cool-down until the HRM tries again.
-            cooldown = max(1, self.config.fallback_cooldown)
-            waited = self.iteration - (state.hrm_retry_at - cooldown)
-            words = (f"teacher deciding after a fall-back; HRM retries at iteration "
-                     f"{state.hrm_retry_at}; {rewards}")
-            return Progress(min(max(waited, 0), cooldown), cooldown, words)
         words = f"RL updates {done}, {rewards}"
-        return Progress(since, every, words)
+        return Progress(done % every, every, words)
 
     @property
     def pending(self) -> tuple[int, int]:

@@ -112,7 +112,8 @@ class CurvesPane(Vertical):
             if switches:
                 caption.append("│ ", style=f"bold {SWITCH_STYLE}")
                 caption.append("teacher/HRM switch  ")
-            caption.append(f"mean of last {curves.window} decisions", style="dim")
+            caption.append(f"rolling reward: each policy's last {curves.window} decisions",
+                           style="dim")
         self.query_one("#reward-caption", Static).update(caption, layout=False)
 
     def _draw_training(self, epochs: tuple[EpochPoint, ...], total: int) -> None:
