@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import shutil
+import statistics
 import threading
 from collections.abc import Iterator
 from pathlib import Path

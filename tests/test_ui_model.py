@@ -236,10 +236,9 @@ def test_a_policy_that_paused_is_not_drawn_across_the_gap(data_dir: Path) -> Non
 
 
 def test_rl_fallback_words_and_cooldown_bar() -> None:
+    from aegis_tui.agent.comparison import Stretch
     from aegis_tui.agent.metrics_view import MetricsView, RewardCurves
     from aegis_tui.agent.phases import PhaseState
-
-    from aegis_tui.agent.comparison import Stretch
 
     config = sim_config(fallback_cooldown=500)
     model = DashboardModel(config)

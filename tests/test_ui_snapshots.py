@@ -79,6 +79,8 @@ async def open_inspector(pilot: Any) -> None:
     await wait_ready(app)
     await wait_until(lambda: app._agent_done.is_set() and len(app.model.decisions) == 3,
                      timeout=30, what="the three iterations")
+    # The examples count arrives with the next metrics read: the phase bar depends on it.
+    await wait_until(lambda: app.model.examples == 303, timeout=30, what="the examples count")
     await wait_painted(app)
     await pilot.press("i")
     await wait_until(lambda: isinstance(app.screen, InspectorScreen), what="the inspector")

@@ -28,6 +28,7 @@ from aegis_tui.bench.variants import DEFAULT, VARIANTS, Variant
 
 LONG_SEEDS = (9201, 9202)  # default world
 VARIANT_SEED = 9211  # each variant
+QUICK_SEEDS = (5,)  # a development seed: a --quick run must not spend a held-out one
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ def offline_coverage(workdir: Path, iterations: int) -> dict[str, Any]:
     from aegis_tui.policy.rules_teacher import RulesTeacher
     from aegis_tui.world.offline import OfflineWorld
 
-    paths = DataPaths(workdir)
+    paths = DataPaths(workdir).ensure()
     config = apply_overrides(Config(), {"world": "offline", "think_interval": 0,
                                         "collect_threshold": 10_000_000})
     world = OfflineWorld(config, workdir.parent / "offline_corpus.sqlite3",
@@ -154,4 +155,4 @@ def run_long(workdir: Path, settings: LongRunSettings | None = None,
 
 def quick_settings() -> LongRunSettings:
     return replace(LongRunSettings(), iterations=3000, offline_iterations=600,
-                   seeds=LONG_SEEDS[:1], variants=())
+                   seeds=QUICK_SEEDS, variants=())

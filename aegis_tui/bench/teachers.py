@@ -30,7 +30,9 @@ from aegis_tui.bench.heuristics import HeuristicPolicy, HeuristicRules, tune
 from aegis_tui.bench.pipeline import GateRun, bench_config, mean_reward, run_agent, run_pipeline
 from aegis_tui.policy.base import Policy
 
-HELD_OUT_SEEDS = (9101, 9102)
+# Seed 9101 was spent on a smoke run while this section was written, so it is not held out.
+HELD_OUT_SEEDS = (9103, 9104)
+QUICK_SEEDS = (4,)  # a development seed: a --quick run must not spend a held-out one
 TUNE_SEED = 8000
 SCORE_OFFSET = 50_000
 LM_ARCHITECTURES = ("gpt2", "llama", "neox")
@@ -181,7 +183,7 @@ def run_teachers(workdir: Path, settings: TeacherSettings | None = None, *,
 
 def quick_settings() -> TeacherSettings:
     return replace(TeacherSettings(), iterations=2500, eval_iterations=300,
-                   seeds=HELD_OUT_SEEDS[:1])
+                   seeds=QUICK_SEEDS)
 
 
 __all__ = ["HELD_OUT_SEEDS", "HeuristicRules", "TeacherSettings", "run_teachers"]

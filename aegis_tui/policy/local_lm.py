@@ -148,8 +148,9 @@ def _sentencepiece_style_tokenizer(vocab_size: int) -> Any:
 
 
 def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int,
-                       positions: int = TINY_POSITIONS) -> Any:
-    ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id}
+                       positions: int = TINY_POSITIONS, init_range: float = 0.02) -> Any:
+    ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id,
+           "initializer_range": init_range}
     if arch == "gpt2":
         from transformers import GPT2Config
 
@@ -218,14 +219,18 @@ def _model_class(arch: str) -> Any:
 
 
 def build_local_lm(folder: Path, *, arch: str = "gpt2", size: str = "tiny",
-                   seed: int = 0, positions: int = TINY_POSITIONS) -> Path:
+                   seed: int = 0, positions: int = TINY_POSITIONS,
+                   init_range: float = 0.02) -> Path:
     """Write a random-weight model of ``arch`` and its tokenizer to ``folder``; return it.
 
     ``positions`` (tiny models only) is the context length: a short one (say 24) leaves the
     model only the end of each prompt, the recent actions, so its choices follow what the
-    HRM can see, unlike a long-context random model's. Deterministic for a given ``arch``,
-    ``size``, ``seed`` and ``positions``; needs no network. The global torch RNG is left as
-    it was.
+    HRM can see, unlike a long-context random model's. ``init_range`` (tiny models only) is
+    the standard deviation of the random weights: the transformers default, 0.02, gives a
+    nearly flat teacher whose preferences hardly depend on the prompt; a larger one (say
+    0.5) gives a random teacher with sharp, state-dependent preferences. Deterministic for
+    a given ``arch``, ``size``, ``seed``, ``positions`` and ``init_range``; needs no
+    network. The global torch RNG is left as it was.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
@@ -242,7 +247,8 @@ def build_local_lm(folder: Path, *, arch: str = "gpt2", size: str = "tiny",
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer, bos_id, eos_id = _tokenizer(arch, size)
     if size == "tiny":
-        config = _tiny_model_config(arch, len(tokenizer), bos_id, eos_id, positions)
+        config = _tiny_model_config(arch, len(tokenizer), bos_id, eos_id, positions,
+                                    init_range)
     else:
         from transformers import GPT2Config
 
