@@ -77,8 +77,6 @@ class DataPaths:
     def worker_log(self) -> Path:
         return self.root / WORKER_LOG_FILE
 
-    def epoch_checkpoint(self, epoch: int) -> Path:
-        return self.checkpoints / f"hrm_epoch_{epoch}.pt"
 
     @property
     def trained_checkpoint(self) -> Path:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from aegis_tui.agent.comparison import Stretch, measurably_better, measurably_worse
+from aegis_tui.agent.comparison import Stretch, measurably_worse
 from aegis_tui.agent.phases import Phase, PhaseMachine, PhaseState, below_gate_reason
 from aegis_tui.config import Config
 
@@ -41,8 +41,8 @@ def test_noise_is_not_a_difference() -> None:
     # Big enough to beat the noise but inside the margin: not worse.
     assert not measurably_worse(_stretch("hrm", 2.5, sd=0.1, seed=4),
                                 _stretch("teacher", 3.0, sd=0.1, seed=5), margin=0.25)
-    assert measurably_better(_stretch("hrm", 4.0, seed=6), teacher)
-    assert not measurably_better(_stretch("hrm", 3.1, seed=7), teacher)
+    # The test is one-sided: a better HRM is never "worse".
+    assert not measurably_worse(_stretch("hrm", 4.0, seed=6), teacher, margin=0.0)
 
 
 def test_stretch_round_trips_and_describes_itself() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,6 @@ from aegis_tui.ui.components.header_bar import HeaderBar
 from aegis_tui.ui.components.phase_progress import PhaseProgress
 from aegis_tui.ui.harness import copy_data_dir, prepare_data_dir, sim_config, wait_ready, wait_until
 from aegis_tui.ui.screens.confirm import ConfirmScreen
-
-HAS_SUPERVISOR = importlib.util.find_spec("aegis_tui.training.supervisor") is not None
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +84,6 @@ async def test_training_and_rl_panes_follow_the_events(paths: DataPaths) -> None
         assert tabs.active == "tab-reward"
 
 
-@pytest.mark.skipif(not HAS_SUPERVISOR, reason="the training supervisor is not integrated yet")
 async def test_forced_training_reaches_the_training_pane_and_quit_stops_the_child(
         paths: DataPaths) -> None:
     app = AegisApp(sim_config(epochs=200, checkpoint_every=50), paths, start_paused=True)

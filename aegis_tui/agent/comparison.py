@@ -76,7 +76,3 @@ def measurably_worse(candidate: Stretch, reference: Stretch, margin: float) -> b
     return gap > margin_for(reference, margin) and gap > noise
 
 
-def measurably_better(candidate: Stretch, reference: Stretch) -> bool:
-    """Is ``candidate`` ahead of ``reference`` by more than the noise?"""
-    gap = candidate.mean - reference.mean
-    return gap > Z * math.hypot(candidate.standard_error, reference.standard_error)

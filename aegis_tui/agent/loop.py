@@ -84,7 +84,6 @@ class Agent:
         self._wake = threading.Event()
         self._force_requested = threading.Event()
         self._choice: str | None = None  # set by ``choose`` from another thread
-        self._in_run = threading.Event()
         self._last_state_event = 0.0
         self._consecutive_errors = 0
         # Serialises the teacher between the loop and ``what_if`` (an LM's tokenizer is not
@@ -167,7 +166,6 @@ class Agent:
     # -- the loop --------------------------------------------------------------------------
     def run(self, max_iterations: int | None = None) -> RunSummary:
         """Run until ``stop()``, an unrecoverable error, or ``max_iterations`` more iterations."""
-        self._in_run.set()
         start = self.iteration
         stopped_by, message = "stop", ""
         try:
@@ -208,7 +206,6 @@ class Agent:
             self.examples.sync()
             self._publish_state(force=True, running=False)
             self.bus.publish(RunStateChanged(state="stopped"))
-            self._in_run.clear()
         return RunSummary(self.iteration - start, stopped_by, message)
 
     def _sleep(self, seconds: float) -> None:

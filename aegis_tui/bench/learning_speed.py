@@ -33,20 +33,6 @@ def _model(seed: int = 0):  # -> HRM
     return model
 
 
-def measure_featurize_us(repeats: int) -> list[float]:
-    """Microseconds per ``featurize`` call, over varied realistic snapshots."""
-    from aegis_tui.policy.features import featurize
-
-    states = [ex.state for ex in synthetic_examples(200, seed=11)]
-    out = []
-    for i in range(max(1, repeats)):
-        state = states[i % len(states)]
-        start = time.perf_counter()
-        featurize(state)
-        out.append((time.perf_counter() - start) * 1e6)
-    return out
-
-
 def measure_hrm_decide_ms(repeats: int) -> list[float]:
     """Milliseconds per ``HRMPolicy.decide`` (featurize, forward, sample), after warm-up."""
     from aegis_tui.policy.hrm_policy import HRMPolicy
@@ -86,28 +72,6 @@ def measure_rl_update_ms(repeats: int, batch: int = 10) -> list[float]:
         start = time.perf_counter()
         trainer.update()
         if r >= 3:  # the first updates allocate optimizer state
-            out.append((time.perf_counter() - start) * 1e3)
-    return out
-
-
-def measure_rl_record_ms(repeats: int) -> list[float]:
-    """Milliseconds per ``RLTrainer.record`` (it runs the frozen reference once)."""
-    from aegis_tui.policy.hrm_policy import HRMPolicy
-    from aegis_tui.training.rl import RLSettings, RLTrainer
-
-    model = _model()
-    policy = HRMPolicy(model, seed=0)
-    trainer = RLTrainer(model, copy.deepcopy(model), RLSettings(max_transitions=10_000),
-                        seed=0)
-    examples = synthetic_examples(200, seed=14)
-    out = []
-    for i in range(max(1, repeats) + 5):
-        ex = examples[i % len(examples)]
-        decision = policy.decide(ex.state)
-        start = time.perf_counter()
-        trainer.record(i, policy.last_tokens or [], decision.action.index, ex.reward,
-                       carry=policy.last_carry)
-        if i >= 5:
             out.append((time.perf_counter() - start) * 1e3)
     return out
 
@@ -163,20 +127,3 @@ def measure_train_seconds(examples: Sequence[Example], repeats: int, workdir: Pa
     return out
 
 
-def imitation_accuracy(n_train: int = 1000, seed: int = 1,
-                       n_test: int = 4000) -> tuple[float, float, float]:
-    """(validation accuracy, validation agreement with the rule, agreement with the rule
-    on ``n_test`` fresh states from other simulated runs), training in-process."""
-    import torch
-
-    from aegis_tui.policy.features import featurize_batch
-    from aegis_tui.policy.rules_teacher import rule_action
-    from aegis_tui.training.imitation import ImitationSettings, train_imitation
-
-    result = train_imitation(synthetic_examples(n_train, seed=seed), ImitationSettings(),
-                             checkpoint_dir=None, seed=seed)
-    test = [ex for s in range(10) for ex in synthetic_examples(n_test // 10, seed=900 + s)]
-    with torch.inference_mode():
-        pred = result.model(featurize_batch([ex.state for ex in test]))[0].argmax(-1)
-    rule = torch.tensor([rule_action(ex.state).index for ex in test])
-    return result.val_accuracy, result.val_action_accuracy, float((pred == rule).float().mean())

@@ -566,10 +566,6 @@ class Database:
                                "GROUP BY action", (policy,))
         return {r["action"]: r["n"] for r in rows}
 
-    def reward_totals(self) -> dict[str, tuple[float, int]]:
-        rows = self._query("SELECT policy, sum(reward + delayed_reward) AS s, count(*) AS n "
-                           "FROM metrics GROUP BY policy")
-        return {r["policy"]: (r["s"] or 0.0, r["n"]) for r in rows}
 
     def prune_metrics(self, keep: int) -> int:
         """Keep the newest ``keep`` iterations of metrics so a long run stays bounded."""

@@ -23,7 +23,6 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -259,10 +258,6 @@ def read_examples(path: Path, end_offset: int | None = None) -> ScanResult:
     if not path.exists():
         return ScanResult()
     return scan_bytes(_read_all(path, end_offset))
-
-
-def iter_examples(path: Path) -> Iterator[Example]:
-    yield from read_examples(path).examples
 
 
 class ExampleLog:
