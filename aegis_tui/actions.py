@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import cast
 
 
 class Action(StrEnum):
@@ -12,7 +14,8 @@ class Action(StrEnum):
     IDLE = "idle"
 
     @property
-    def index(self) -> int:
+    def class_index(self) -> int:
+        """The action's position in ``ACTIONS``: the models' class index."""
         return ACTIONS.index(self)
 
     @classmethod
@@ -27,3 +30,13 @@ class Action(StrEnum):
 
 ACTIONS: tuple[Action, ...] = tuple(Action)
 ACTION_NAMES: tuple[str, ...] = tuple(a.value for a in ACTIONS)
+
+Probs = tuple[float, float, float, float]  # one probability per action, in ACTIONS order
+
+
+def as_probs(values: Iterable[float]) -> Probs:
+    """``values`` as a ``Probs`` tuple; ``ValueError`` unless there is one per action."""
+    out = tuple(float(v) for v in values)
+    if len(out) != len(ACTIONS):
+        raise ValueError(f"need {len(ACTIONS)} probabilities, one per action, got {len(out)}")
+    return cast(Probs, out)

@@ -123,7 +123,7 @@ def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
 EXPORT_FORMATS = ("json", "csv", "jsonl", "tensorboard")
 EXPORT_TABLES = ("metrics", "epochs", "rl")
 
-_RUN_KEYS = ("world", "teacher", "teacher_model", "teacher_temperature", "seed",
+_RUN_KEYS: tuple[str, ...] = ("world", "teacher", "teacher_model", "teacher_temperature", "seed",
              "think_interval", "collect_threshold", "check_every", "epochs", "accuracy_gate")
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from aegis_tui.policy import checkpoints
+from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from aegis_tui.policy.hrm import HRMConfig, build_model
-from aegis_tui.training import checkpoints
-from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
 SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
 
@@ -180,9 +180,9 @@ def test_failed_write_keeps_old_file(tmp_path: Path, model,
 def test_checkpoint_from_another_feature_version_is_refused(tmp_path):
     import dataclasses
 
+    from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
     from aegis_tui.policy.features import FEATURE_VERSION
     from aegis_tui.policy.hrm import HRM, HRMConfig
-    from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 
     old = HRMConfig(feature_version=FEATURE_VERSION + 1)
     path = tmp_path / "old.pt"

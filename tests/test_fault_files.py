@@ -64,8 +64,8 @@ class _Evil:
 
 def _phase3_dir(data_dir: Path) -> None:
     """Phase 3 with a small imitation model, as if training had just passed the gate."""
+    from aegis_tui.policy.checkpoints import save_checkpoint
     from aegis_tui.policy.hrm import HRMConfig, build_model
-    from aegis_tui.training.checkpoints import save_checkpoint
 
     with make_runtime(data_dir) as rt:
         rt.agent.run(max_iterations=20)
@@ -80,7 +80,7 @@ def _phase3_dir(data_dir: Path) -> None:
 def _spoil(path: Path, how: str, marker: Path) -> None:
     import torch
 
-    from aegis_tui.training.checkpoints import FORMAT, load_checkpoint
+    from aegis_tui.policy.checkpoints import FORMAT, load_checkpoint
 
     if how == "garbage":
         path.write_bytes(os.urandom(3000))
@@ -109,7 +109,7 @@ def _run_agent(data_dir: Path, iterations: int) -> tuple[list[Event], str]:
 
 @pytest.mark.parametrize("how", ["garbage", "truncated", "pickled code"])
 def test_a_bad_rl_checkpoint_falls_back_to_the_imitation_model(data_dir: Path, how: str) -> None:
-    from aegis_tui.training.checkpoints import load_checkpoint
+    from aegis_tui.policy.checkpoints import load_checkpoint
 
     _phase3_dir(data_dir)
     marker = data_dir.parent / "pwned"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis_tui.training.checkpoints import load_checkpoint
+from aegis_tui.policy.checkpoints import load_checkpoint
 from tests.headless import (
     FAST,
     HeadlessRun,

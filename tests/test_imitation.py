@@ -11,10 +11,10 @@ import torch
 
 from aegis_tui.bench.synthetic_states import synthetic_examples
 from aegis_tui.config import Config
+from aegis_tui.policy.checkpoints import load_checkpoint
 from aegis_tui.policy.features import featurize_batch
 from aegis_tui.policy.hrm import HRMConfig
 from aegis_tui.policy.rules_teacher import rule_action
-from aegis_tui.training.checkpoints import load_checkpoint
 from aegis_tui.training.imitation import (
     EpochReport,
     ImitationError,
@@ -71,7 +71,7 @@ def test_reaches_the_target_on_1000_examples() -> None:
     fresh = synthetic_examples(1000, seed=77)
     with torch.inference_mode():
         pred = result.model(featurize_batch([ex.state for ex in fresh]))[0].argmax(-1)
-    agree = sum(int(p) == rule_action(ex.state).index
+    agree = sum(int(p) == rule_action(ex.state).class_index
                 for p, ex in zip(pred, fresh, strict=True))
     assert agree / len(fresh) >= 0.9
 

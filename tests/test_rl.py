@@ -13,14 +13,14 @@ import torch
 from aegis_tui.actions import Action
 from aegis_tui.bench.synthetic_states import synthetic_examples
 from aegis_tui.config import Config
+from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
 from aegis_tui.policy.features import featurize
 from aegis_tui.policy.hrm import HRMConfig, build_model
 from aegis_tui.policy.hrm_policy import HRMPolicy
-from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
 from aegis_tui.training.rl import RLSettings, RLTrainer, gae
 
 SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
-TARGET = Action.ASK_HUMAN.index
+TARGET = Action.ASK_HUMAN.class_index
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -56,8 +56,8 @@ def test_reward_moves_probability_of_the_rewarded_action(states, sign: float) ->
     for _ in range(15):
         for state in states[:10]:
             decision = policy.decide(state)
-            reward = sign if decision.action.index == TARGET else 0.0
-            trainer.record(iteration, policy.last_tokens, decision.action.index, reward,
+            reward = sign if decision.action.class_index == TARGET else 0.0
+            trainer.record(iteration, policy.last_tokens, decision.action.class_index, reward,
                            carry=policy.last_carry)
             iteration += 1
         assert trainer.update() is not None
@@ -81,7 +81,7 @@ def test_kl_term_keeps_policy_near_reference_and_its_scale_lifts_it(states) -> N
         for _ in range(12):
             for state in states[:10]:
                 decision = policy.decide(state)
-                trainer.record(iteration, policy.last_tokens, decision.action.index, 0.0,
+                trainer.record(iteration, policy.last_tokens, decision.action.class_index, 0.0,
                                carry=policy.last_carry)
                 iteration += 1
             stats = trainer.update() or stats
@@ -142,9 +142,9 @@ def test_carry_path_equals_full_path_and_only_high_level_moves(states) -> None:
     policy = HRMPolicy(a.model, seed=0)
     for i, state in enumerate(states[:10]):
         decision = policy.decide(state)
-        a.record(i, policy.last_tokens, decision.action.index, float(i % 3),
+        a.record(i, policy.last_tokens, decision.action.class_index, float(i % 3),
                  carry=policy.last_carry)
-        b.record(i, policy.last_tokens, decision.action.index, float(i % 3))
+        b.record(i, policy.last_tokens, decision.action.class_index, float(i % 3))
     sa, sb = a.update(), b.update()
     assert sa is not None and sb is not None
     assert sa.loss == pytest.approx(sb.loss, rel=1e-4, abs=1e-6)
@@ -251,10 +251,10 @@ def _run(states, seed: int, steps: int = 6) -> list[torch.Tensor]:
     for _ in range(steps):
         for state in states[:10]:
             decision = policy.decide(state)
-            trainer.record(i, policy.last_tokens, decision.action.index,
-                           float(decision.action.index == TARGET), carry=policy.last_carry,
+            trainer.record(i, policy.last_tokens, decision.action.class_index,
+                           float(decision.action.class_index == TARGET), carry=policy.last_carry,
                            value=decision.value,
-                           behaviour_prob=decision.probs[decision.action.index])
+                           behaviour_prob=decision.probs[decision.action.class_index])
             i += 1
         trainer.update()
     return [p.detach().clone() for p in trainer.model.parameters()]
@@ -284,14 +284,14 @@ def test_an_unavailable_action_is_never_sampled_nor_trained_toward(states) -> No
     for i, state in enumerate(stale * 3):
         decision = policy.decide(state)
         assert decision.action is not Action.PROPOSE_IMPROVEMENT
-        assert decision.probs[Action.PROPOSE_IMPROVEMENT.index] == 0.0
-        trainer.record(i, policy.last_tokens, decision.action.index, 1.0,
+        assert decision.probs[Action.PROPOSE_IMPROVEMENT.class_index] == 0.0
+        trainer.record(i, policy.last_tokens, decision.action.class_index, 1.0,
                        carry=policy.last_carry,
-                       behaviour_prob=decision.probs[decision.action.index])
+                       behaviour_prob=decision.probs[decision.action.class_index])
     stats = trainer.update()
     assert stats is not None and torch.isfinite(torch.tensor([stats.loss, stats.kl])).all()
     fresh = [replace(s, fresh_ideas=2) for s in states[:10]]
-    assert policy.decide(fresh[0]).probs[Action.PROPOSE_IMPROVEMENT.index] > 0.5
+    assert policy.decide(fresh[0]).probs[Action.PROPOSE_IMPROVEMENT.class_index] > 0.5
 
 
 def test_exploration_keeps_every_available_action_alive(states) -> None:

@@ -15,7 +15,7 @@ from aegis_tui.bench.synthetic_states import synthetic_examples
 from aegis_tui.config import Config
 from aegis_tui.events import Event, Notice, TrainingFinished, TrainingProgress
 from aegis_tui.paths import DataPaths
-from aegis_tui.training.checkpoints import load_checkpoint, save_checkpoint
+from aegis_tui.policy.checkpoints import load_checkpoint, save_checkpoint
 from aegis_tui.training.supervisor import CANDIDATE_NAME, TrainingSupervisor
 from aegis_tui.training.worker import FAULT_ENV
 

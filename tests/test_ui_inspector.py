@@ -122,8 +122,8 @@ async def test_inspect_with_no_decision_yet_says_so(paths: DataPaths) -> None:
 
 def phase3(paths: DataPaths) -> Path:
     """Phase 3 with a small imitation model, as if training had just passed the gate."""
+    from aegis_tui.policy.checkpoints import save_checkpoint
     from aegis_tui.policy.hrm import HRMConfig, build_model
-    from aegis_tui.training.checkpoints import save_checkpoint
 
     db = Database(paths.database)
     db.set_meta(PHASE_META_KEY, PhaseState(phase=3, hrm_active=True, passed_gate=True,

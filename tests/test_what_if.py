@@ -61,9 +61,9 @@ def test_asking_the_lm_teacher_while_it_decides_gives_its_own_answers(data_dir: 
 
 def test_an_hrm_deciding_agent_never_waits_for_the_teacher(data_dir: Path,
                                                            tiny_lm_dir: Path) -> None:  # noqa: F811
+    from aegis_tui.policy.checkpoints import save_checkpoint
     from aegis_tui.policy.hrm import HRMConfig, build_model
     from aegis_tui.policy.hrm_policy import HRMPolicy
-    from aegis_tui.training.checkpoints import save_checkpoint
 
     with make_runtime(data_dir) as rt:
         rt.agent.db.set_meta(PHASE_META_KEY, PhaseState(

@@ -13,7 +13,7 @@ import pytest
 from aegis_tui.bench.learning_speed import write_example_log
 from aegis_tui.bench.synthetic_states import synthetic_examples
 from aegis_tui.paths import DataPaths
-from aegis_tui.training.checkpoints import load_checkpoint
+from aegis_tui.policy.checkpoints import load_checkpoint
 from aegis_tui.training.worker import FAULT_ENV
 
 TINY = {"epochs": 3, "checkpoint_every": 2, "model": {"d_model": 32, "n_heads": 2,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from typing import TextIO
 
 from aegis_tui.config import Config
 from aegis_tui.events import (
@@ -67,11 +68,11 @@ def describe(event: Event) -> tuple[int, str] | None:
                                   f"{event.loss:.4f}, train acc {event.train_accuracy:.1%}, "
                                   f"val acc {event.val_accuracy:.1%} ({event.elapsed_s:.1f}s)")
         case TrainingFinished():
-            level = logging.INFO if event.ok else logging.ERROR
+            severity = logging.INFO if event.ok else logging.ERROR
             acc = f"val acc {event.val_accuracy:.1%}" if event.val_accuracy is not None else ""
             state = "passed the gate" if event.passed_gate else (
                 "below the gate" if event.ok else "FAILED")
-            return level, f"training finished: {state} {acc} {clean(event.message, 300)}".strip()
+            return severity, f"training finished: {state} {acc} {clean(event.message, 300)}".strip()
         case PhaseChanged():
             who = "HRM" if event.hrm_active else "teacher"
             return logging.INFO, (f"phase {event.old} -> {event.new} ({who} deciding): "
@@ -95,27 +96,31 @@ def describe(event: Event) -> tuple[int, str] | None:
     return None
 
 
+class _AegisFileHandler(logging.handlers.RotatingFileHandler):
+    """The data directory's log file (told apart from handlers others attached)."""
+
+
 def configure_file_log(paths: DataPaths, config: Config) -> logging.Logger:
     """Send the ``aegis`` logger to the data dir's rotating ``aegis.log``."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
-        if getattr(handler, "_aegis_file", False):
+        if isinstance(handler, _AegisFileHandler):
             logger.removeHandler(handler)
             handler.close()
-    handler = logging.handlers.RotatingFileHandler(
+    handler = _AegisFileHandler(
         paths.log, maxBytes=config.log_max_bytes, backupCount=config.log_backups,
         encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler._aegis_file = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     return logger
 
 
-def add_console_log(stream: object = None, *, verbose_iterations: bool = True) -> logging.Handler:
+def add_console_log(stream: TextIO | None = None, *,
+                    verbose_iterations: bool = True) -> logging.Handler:
     """Echo the ``aegis`` logger to the terminal (the headless runner)."""
-    handler = logging.StreamHandler(stream or sys.stdout)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s",
                                            datefmt="%H:%M:%S"))
     if not verbose_iterations:

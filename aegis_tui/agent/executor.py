@@ -46,7 +46,7 @@ from aegis_tui.storage.records import (
     Question,
 )
 from aegis_tui.text import clean, normalize
-from aegis_tui.world.base import World
+from aegis_tui.world.base import SearchResult, World
 
 MAX_NEW_TOPICS_PER_SEARCH = 5
 
@@ -108,8 +108,9 @@ class ActionExecutor:
         query, topic_norm = self._search_query(snapshot)
         counters = self.state.counters
         notice = ""
+        results: tuple[SearchResult, ...] = ()
         if not query:
-            response_ok, results, error = False, (), "nothing to search for"
+            response_ok, error = False, "nothing to search for"
         else:
             response = self.world.search(query, self.state.settings["results_per_search"])
             response_ok, results, error = response.ok, response.results, response.error

@@ -125,7 +125,7 @@ class PhaseState:
         self.reference_world = world if stretch is not None else ""
 
 
-def _fits(annotation: str, value: Any) -> bool:
+def _fits(annotation: object, value: Any) -> bool:
     """Whether a stored value has the field's type (annotations are strings here)."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     return {
@@ -135,7 +135,7 @@ def _fits(annotation: str, value: Any) -> bool:
         "float | None": value is None or number,
         "dict[str, Any] | None": value is None or isinstance(value, dict),
         "list[dict[str, Any]]": isinstance(value, list),
-    }.get(annotation, False)
+    }.get(str(annotation), False)
 
 
 class PhaseMachine:

@@ -20,7 +20,7 @@ import time
 
 from aegis_tui.agent.questions import check_answer
 from aegis_tui.storage.database import Database
-from aegis_tui.storage.records import ANSWERED, APPROVED, LATE, REJECTED
+from aegis_tui.storage.records import ANSWERED, APPROVED, LATE, REJECTED, Proposal, Question
 
 HOLD_META_KEY = "questions_on_screen"  # {question id: wall-clock time the hold ends}
 
@@ -109,7 +109,7 @@ def expire_overdue(db: Database, now: float, question_expiry_s: float,
             + db.expire_proposals(now - proposal_expiry_s, now))
 
 
-def _not_pending(kind: str, record_id: int, record: object) -> str:
+def _not_pending(kind: str, record_id: int, record: Question | Proposal | None) -> str:
     if record is None:
         return f"there is no {kind} #{record_id}"
-    return f"{kind} #{record_id} is already {record.status}"  # type: ignore[attr-defined]
+    return f"{kind} #{record_id} is already {record.status}"

@@ -106,7 +106,7 @@ class AgentRuntime:
         bus = bus if bus is not None else EventBus()
         paths.ensure()
         lock = DataDirLock(paths.lock).acquire()
-        opened: list[object] = []
+        opened: list[Database | ExampleLog | World] = []
         try:
             configure_file_log(paths, config)
             attach(bus)
@@ -148,7 +148,7 @@ class AgentRuntime:
         except BaseException:
             for thing in reversed(opened):
                 with contextlib.suppress(Exception):
-                    thing.close()  # type: ignore[attr-defined]
+                    thing.close()
             lock.release()
             raise
         runtime = cls(config=config, paths=paths, bus=bus, agent=agent, world=world,

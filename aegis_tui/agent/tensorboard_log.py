@@ -225,11 +225,11 @@ def finished_run_scalars(metrics: Iterable[dict[str, Any]], epochs: Iterable[dic
         yield from shares.add(step, str(row["action"]), wall)
     for step, row in enumerate(epochs, start=1):
         start, elapsed = row.get("started_at"), row.get("elapsed_s")
-        wall = (float(start) + float(elapsed) if isinstance(start, int | float)
+        epoch_wall = (float(start) + float(elapsed) if isinstance(start, int | float)
                 and isinstance(elapsed, int | float) else None)
         for name in ("loss", "train_accuracy", "val_accuracy"):
             if isinstance(row.get(name), int | float):
-                yield f"imitation/{name}", float(row[name]), step, wall
+                yield f"imitation/{name}", float(row[name]), step, epoch_wall
     for row in rl:
         step, wall = int(row["iteration"]), float(row["time"])
         for name in ("loss", "mean_reward", "entropy", "kl"):

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aegis_tui.actions import ACTIONS, Action
+from aegis_tui.actions import ACTIONS, Action, as_probs
 from aegis_tui.policy.base import Decision
 from aegis_tui.snapshot import StateSnapshot
 
@@ -74,7 +74,7 @@ class HeuristicPolicy:
 
     def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
         chosen = self.rules.action(snapshot)
-        return tuple(1.0 if a is chosen else 0.0 for a in ACTIONS)  # type: ignore[return-value]
+        return as_probs(1.0 if a is chosen else 0.0 for a in ACTIONS)
 
     def decide(self, snapshot: StateSnapshot) -> Decision:
         probs = self.probabilities(snapshot)
@@ -87,6 +87,7 @@ class HeuristicPolicy:
 
 def grid() -> list[HeuristicRules]:
     names = list(GRID)
+    # The grid mixes ints and bools per field, which one dict type cannot say.
     return [HeuristicRules(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
             for values in itertools.product(*(GRID[n] for n in names))]
 

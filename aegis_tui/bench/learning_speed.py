@@ -66,7 +66,7 @@ def measure_rl_update_ms(repeats: int, batch: int = 10) -> list[float]:
         for _ in range(batch):
             ex = examples[iteration % len(examples)]
             decision = policy.decide(ex.state)
-            trainer.record(iteration, policy.last_tokens or [], decision.action.index,
+            trainer.record(iteration, policy.last_tokens or [], decision.action.class_index,
                            ex.reward, carry=policy.last_carry)
             iteration += 1
         start = time.perf_counter()

@@ -269,8 +269,8 @@ def _write_config(settings: SoakSettings, data_dir: Path) -> Path:
 def run_soak(settings: SoakSettings, data_dir: Path | None = None, *,
              progress: Any = None) -> SoakReport:
     """Run the agent in a child process and judge what it did; never raises on a bad run."""
-    owned = data_dir is None
-    root = Path(tempfile.mkdtemp(prefix="aegis-soak-")) / "data" if owned else Path(data_dir)
+    root = (Path(data_dir) if data_dir is not None
+            else Path(tempfile.mkdtemp(prefix="aegis-soak-")) / "data")
     root.mkdir(parents=True, exist_ok=True)
     report = SoakReport(settings=settings, data_dir=str(root))
     config = _write_config(settings, root)

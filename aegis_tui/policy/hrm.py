@@ -178,6 +178,12 @@ class ReasoningModule(nn.Module):
 class HRM(nn.Module):
     """``forward(tokens[B, T]) -> (logits[B, n_actions], value[B])``."""
 
+    # Buffers (``register_buffer``), declared so type checkers know they are tensors.
+    _is_ordinal: torch.Tensor
+    _ordinal_row: torch.Tensor
+    H_init: torch.Tensor
+    L_init: torch.Tensor
+
     def __init__(self, config: HRMConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or HRMConfig()

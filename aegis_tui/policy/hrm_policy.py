@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aegis_tui.actions import ACTIONS
+from aegis_tui.actions import ACTIONS, Probs, as_probs
 from aegis_tui.policy.base import Decision
 from aegis_tui.policy.features import action_mask, featurize
 from aegis_tui.snapshot import StateSnapshot
@@ -57,11 +57,11 @@ class HRMPolicy:
     @classmethod
     def from_checkpoint(cls, path: Path, *, seed: int = 0, sample: bool = True) -> HRMPolicy:
         """Load a checkpoint (raises ``CheckpointError`` with a one-line reason)."""
-        from aegis_tui.training.checkpoints import load_checkpoint
+        from aegis_tui.policy.checkpoints import load_checkpoint
 
         return cls(load_checkpoint(Path(path)).build_model(), seed=seed, sample=sample)
 
-    def _evaluate(self, tokens: list[int]) -> tuple[tuple[float, ...], float, Carry]:
+    def _evaluate(self, tokens: list[int]) -> tuple[Probs, float, Carry]:
         import torch
 
         with torch.inference_mode():
@@ -73,10 +73,10 @@ class HRMPolicy:
             if self.explore > 0:
                 floor = mask.double() / mask.sum()
                 probs_t = (1.0 - self.explore) * probs_t + self.explore * floor
-        return tuple(float(p) for p in probs_t.tolist()), float(value[0]), carry
+        return as_probs(probs_t.tolist()), float(value[0]), carry
 
     def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
-        return self._evaluate(featurize(snapshot))[0]  # type: ignore[return-value]
+        return self._evaluate(featurize(snapshot))[0]
 
     def decide(self, snapshot: StateSnapshot) -> Decision:
         tokens = featurize(snapshot)
@@ -87,8 +87,8 @@ class HRMPolicy:
             index = max(range(len(ACTIONS)), key=probs.__getitem__)
         self.last_tokens = tokens
         self.last_carry = carry
-        self.last_probs = probs  # type: ignore[assignment]
-        return Decision(action=ACTIONS[index], probs=probs,  # type: ignore[arg-type]
+        self.last_probs = probs
+        return Decision(action=ACTIONS[index], probs=probs,
                         policy="hrm", name=self.name, value=value)
 
     def close(self) -> None:

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from aegis_tui.actions import ACTIONS, Action
+from aegis_tui.actions import ACTIONS, Action, as_probs
 from aegis_tui.policy.base import Decision
 from aegis_tui.policy.devices import Placement, resolve_device
 from aegis_tui.policy.model_download import ModelDownloadError, ProgressCallback, download_model
@@ -261,7 +261,8 @@ def _load_parts(folder: str, placement: Placement) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(folder, **common,
                                                  **_dtype_kwargs(torch, placement))
     if placement.device != "cpu":
-        model = model.to(placement.device)
+        # transformers' stubs wrap ``to`` so that it reads as taking a model, not a device.
+        model = model.to(placement.device)  # type: ignore[arg-type]
     return tokenizer, model
 
 
@@ -666,8 +667,8 @@ class LMTeacher:
         return spread if spread > 1e-6 else 1.0
 
     def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:
-        return _softmax(list(self.scores(snapshot)),  # type: ignore[return-value]
-                        self.temperature * self.score_scale)
+        return as_probs(_softmax(list(self.scores(snapshot)),
+                                 self.temperature * self.score_scale))
 
     def decide(self, snapshot: StateSnapshot) -> Decision:
         probs = self.probabilities(snapshot)

@@ -149,8 +149,8 @@ def _sentencepiece_style_tokenizer(vocab_size: int) -> Any:
 
 def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int,
                        positions: int = TINY_POSITIONS, init_range: float = 0.02) -> Any:
-    ids = {"bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id,
-           "initializer_range": init_range}
+    ids: dict[str, Any] = {"bos_token_id": bos_id, "eos_token_id": eos_id,
+                           "pad_token_id": eos_id, "initializer_range": init_range}
     if arch == "gpt2":
         from transformers import GPT2Config
 
@@ -167,9 +167,11 @@ def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int,
         from transformers import GPTNeoXConfig
 
         return GPTNeoXConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=256,
-                             num_hidden_layers=2, num_attention_heads=4, rotary_pct=0.25,
+                             num_hidden_layers=2, num_attention_heads=4,
                              max_position_embeddings=positions, use_parallel_residual=True,
-                             **ids)
+                             # Pythia's setting; transformers 5 maps the old name onto
+                             # ``rope_parameters`` (its stubs list only the new one).
+                             **{**ids, "rotary_pct": 0.25})
     from transformers import Qwen2Config
 
     return Qwen2Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=172,
@@ -179,7 +181,11 @@ def _tiny_model_config(arch: str, vocab_size: int, bos_id: int, eos_id: int,
 
 def _tokenizer(arch: str, size: str) -> tuple[Any, int, int]:
     """The saved-to-be transformers tokenizer, its BOS id and its EOS id."""
-    from transformers import GPT2TokenizerFast, GPTNeoXTokenizerFast, PreTrainedTokenizerFast
+    from transformers import (  # type: ignore[attr-defined]  # exported lazily, not in stubs
+        GPT2TokenizerFast,
+        GPTNeoXTokenizerFast,
+        PreTrainedTokenizerFast,
+    )
 
     max_length = TINY_POSITIONS if size == "tiny" else 1024
     if arch == "llama":

@@ -212,18 +212,28 @@ def human_bytes(n: float | None) -> str:
 
 
 class StatusLike(Protocol):
-    """``DownloadStatus``, or the ``events.DownloadProgress`` made from it."""
+    """``DownloadStatus``, or the ``events.DownloadProgress`` made from it (read-only)."""
 
-    model: str
-    file: str
-    file_bytes: int
-    file_total: int | None
-    done_bytes: int
-    total_bytes: int | None
-    rate_bps: float
-    file_index: int
-    files_total: int
-    finished: bool
+    @property
+    def model(self) -> str: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def file_bytes(self) -> int: ...
+    @property
+    def file_total(self) -> int | None: ...
+    @property
+    def done_bytes(self) -> int: ...
+    @property
+    def total_bytes(self) -> int | None: ...
+    @property
+    def rate_bps(self) -> float: ...
+    @property
+    def file_index(self) -> int: ...
+    @property
+    def files_total(self) -> int: ...
+    @property
+    def finished(self) -> bool: ...
 
 
 def describe_status(s: StatusLike) -> str:
@@ -290,7 +300,7 @@ def _work(model: str, revision: str | None, cache_dir: str | None, meter: _Meter
             meter.file_finished = False
             meter.milestone = True
         path = hf_hub_download(model, name, revision=commit, cache_dir=cache_dir,
-                               tqdm_class=bar)  # type: ignore[arg-type]
+                               tqdm_class=bar)
         if name == "config.json":
             folder = Path(path).parent
         with meter.lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from aegis_tui.actions import ACTIONS, Action
+from aegis_tui.actions import ACTIONS, Action, as_probs
 from aegis_tui.policy.base import Decision
 from aegis_tui.snapshot import StateSnapshot
 
@@ -51,7 +51,7 @@ class RulesTeacher:
 
     def _probs(self, chosen: Action) -> tuple[float, float, float, float]:
         share = self.epsilon / len(ACTIONS)
-        return tuple(  # type: ignore[return-value]
+        return as_probs(
             (1.0 - self.epsilon + share) if a is chosen else share for a in ACTIONS)
 
     def probabilities(self, snapshot: StateSnapshot) -> tuple[float, float, float, float]:

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from aegis_tui.actions import ACTION_NAMES
+from aegis_tui.actions import ACTION_NAMES, as_probs
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.storage.atomic import atomic_write_with, fsync_dir
 
@@ -142,7 +142,7 @@ def parse_record(record: Any) -> Example:
         time=float(t) if isinstance(t, int | float) and not isinstance(t, bool) else 0.0,
         state=StateSnapshot.from_dict(record.get("state")),
         action=action,
-        probs=tuple(float(p) for p in probs),  # type: ignore[arg-type]
+        probs=as_probs(probs),
         policy=str(record.get("policy", "")),
         outcome=Outcome(success=bool(outcome.get("success", False)), knowledge_gained=gained,
                         details=str(outcome.get("details", ""))),

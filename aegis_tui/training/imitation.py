@@ -330,7 +330,8 @@ def make_optimizer(model: HRM, learning_rate: float, weight_decay: float,
     """AdamW with weight decay on matrices only (not embeddings, head biases)."""
     import torch
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -382,8 +383,8 @@ def train_imitation(
     import torch.nn.functional as F
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+    from aegis_tui.policy.checkpoints import save_checkpoint
     from aegis_tui.policy.hrm import build_model
-    from aegis_tui.training.checkpoints import save_checkpoint
 
     started = time.perf_counter()
     if len(examples) < settings.min_examples:
@@ -420,7 +421,8 @@ def train_imitation(
     # of the weights, which smooths the epoch-to-epoch swings of the one-step gradient.
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay))
            if settings.ema_decay > 0 else None)
-    evaluated = ema.module if ema is not None else model
+    # AveragedModel types its copy as a plain Module; it is the HRM it was made from.
+    evaluated: HRM = ema.module if ema is not None else model  # type: ignore[assignment]
     generator = torch.Generator().manual_seed(seed)
     n_train = len(train_idx)
     steps_per_epoch = math.ceil(n_train / settings.batch_size)

@@ -397,8 +397,8 @@ class RLTrainer:
 
         tokens = torch.stack([t.tokens for t in batch])
         actions = torch.tensor([t.action for t in batch], dtype=torch.long)
-        masks = torch.stack([t.mask for t in batch])  # type: ignore[misc]
-        ref_log_probs = torch.stack([t.ref_log_probs for t in batch])  # type: ignore[misc]
+        masks = torch.stack([t.mask for t in batch])
+        ref_log_probs = torch.stack([t.ref_log_probs for t in batch])
         behaviour = torch.tensor([t.behaviour_prob for t in batch], dtype=torch.float32)
         if s.explore_ratio == "policy" and s.explore > 0:
             # The policy's own probability then: the exploring share taken back out.
@@ -540,7 +540,7 @@ class RLTrainer:
 
     def save(self, path: Path, *, meta: dict[str, Any] | None = None) -> None:
         """Write model, optimizer state and counters to ``path`` (``hrm_rl.pt``) atomically."""
-        from aegis_tui.training.checkpoints import save_checkpoint
+        from aegis_tui.policy.checkpoints import save_checkpoint
 
         state = self.state_dict()
         state["rng"] = _plain_rng_state(state["rng"])
@@ -556,7 +556,7 @@ class RLTrainer:
     def resume(cls, path: Path, reference_model: HRM, settings: RLSettings | None = None,
                *, seed: int = 0) -> RLTrainer:
         """Rebuild a trainer (and its model) from ``save`` output; raises ``CheckpointError``."""
-        from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
+        from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
 
         loaded = load_checkpoint(Path(path))
         model = loaded.build_model()

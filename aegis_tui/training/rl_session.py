@@ -37,9 +37,9 @@ class RLSession:
     def open(cls, paths: DataPaths, config: Config, *, resume: bool,
              best: bool = False) -> RLSession:
         """Raises ``CheckpointError`` (one line) when even ``hrm_trained.pt`` cannot be used."""
+        from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
         from aegis_tui.policy.hrm_policy import HRMPolicy
         from aegis_tui.policy.torch_threads import limit_agent_threads
-        from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
         from aegis_tui.training.rl import RLSettings, RLTrainer
 
         limit_agent_threads()
@@ -80,9 +80,9 @@ class RLSession:
                reward: float, pending: bool) -> None:
         """Add the decision just made by ``policy`` (its features and hidden state reused)."""
         tokens: Any = self.policy.last_tokens if self.policy.last_tokens else snapshot
-        self.trainer.record(iteration, tokens, decision.action.index, reward, pending,
+        self.trainer.record(iteration, tokens, decision.action.class_index, reward, pending,
                             carry=self.policy.last_carry, value=decision.value,
-                            behaviour_prob=decision.probs[decision.action.index])
+                            behaviour_prob=decision.probs[decision.action.class_index])
 
     def credit(self, iteration: int, reward: float) -> None:
         """A delayed outcome arrived: add its reward; nothing more will come for it."""

@@ -305,7 +305,7 @@ class TrainingSupervisor:
             self._promote(run)
 
     def _promote(self, run: _Run) -> None:
-        from aegis_tui.training.checkpoints import CheckpointError, load_checkpoint
+        from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
 
         try:
             loaded = load_checkpoint(run.candidate)
@@ -326,11 +326,13 @@ class TrainingSupervisor:
         passed = val is not None and val >= gate
         acc = f"{val:.1%}" if val is not None else "unknown"
         verdict = "passed" if passed else "did not pass"
-        yardsticks = {key: _fraction(loaded.meta.get(key)) for key in
-                      ("baseline_accuracy", "probe_accuracy", "teacher_decisiveness")}
+        meta = loaded.meta
         self._finish(ok=True, val=val, passed=passed,
                      message=f"HRM trained: validation accuracy {acc} (best epoch {epoch}) "
-                             f"{verdict} the {gate:.0%} gate", **yardsticks)
+                             f"{verdict} the {gate:.0%} gate",
+                     baseline=_fraction(meta.get("baseline_accuracy")),
+                     probe=_fraction(meta.get("probe_accuracy")),
+                     decisiveness=_fraction(meta.get("teacher_decisiveness")))
         self._run = None
 
     def _fail(self, run: _Run, message: str) -> None:
@@ -341,10 +343,12 @@ class TrainingSupervisor:
         self._run = None
 
     def _finish(self, *, ok: bool, val: float | None, message: str, passed: bool = False,
-                **yardsticks: float | None) -> None:
-        self._pending.append(TrainingFinished(ok=ok, val_accuracy=val,
-                                              passed_gate=ok and passed, message=message,
-                                              **yardsticks))
+                baseline: float | None = None, probe: float | None = None,
+                decisiveness: float | None = None) -> None:
+        self._pending.append(TrainingFinished(
+            ok=ok, val_accuracy=val, passed_gate=ok and passed, message=message,
+            baseline_accuracy=baseline, probe_accuracy=probe,
+            teacher_decisiveness=decisiveness))
 
     def _kill(self, run: _Run, grace_s: float = 0.5) -> None:
         """SIGTERM, then SIGKILL after ``grace_s``; reaps the child and the reader."""

@@ -138,8 +138,10 @@ class AegisApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "AEGIS"
     AUTO_FOCUS = None  # keys go to the app's bindings, not to a focused pane
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    # Typed as Textual declares them (its ``ClassVar[...] | None`` reads as an instance
+    # variable to type checkers, so ours may not say ClassVar).
+    HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-short"), (36, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p,space", "toggle_pause", "Pause", id="pause"),
         Binding("t", "force_training", "Train", id="train"),

@@ -29,7 +29,6 @@ def supervisor_available() -> bool:
 
 async def _measure(repeats: int, workdir: Path, with_training: bool,
                    overrides: dict[str, Any]) -> list[float]:
-    from textual import events
 
     from aegis_tui.ui.app import AegisApp
     from aegis_tui.ui.components.header_bar import HeaderBar
@@ -55,9 +54,9 @@ async def _measure(repeats: int, workdir: Path, with_training: bool,
         for _ in range(repeats):
             expected = "running" if app.agent.paused else "paused"
             start = time.perf_counter()
-            # What a real key press does: the driver hands the app a Key event. (Pilot.press
-            # would also wait for the process to go idle, which a busy agent never does.)
-            app._driver.send_message(events.Key("p", "p"))
+            # What a real key press does: a Key event reaches the app. (Pilot.press would
+            # also wait for the process to go idle, which a busy agent never does.)
+            app.simulate_key("p")
             await wait_until(lambda: header.rendered_state == expected, timeout=10,  # noqa: B023
                              step=0.0005, what="the header to show the new state")
             out.append((time.perf_counter() - start) * 1000.0)

@@ -319,7 +319,7 @@ def _compiled_methods(module: str, cls_name: str, cls: type,
 
 def module_documents() -> Iterator[CorpusDoc]:
     """Docstring documents for every public standard-library module this Python has."""
-    names = getattr(sys, "stdlib_module_names", frozenset())
+    names: frozenset[str] = getattr(sys, "stdlib_module_names", frozenset())
     stdlib = frozenset(n for n in names if _public(n))
     for name in sorted(stdlib):
         if name in SAFE_COMPILED:
