@@ -3,7 +3,7 @@
 The dashboard, ``aegis-tui answer``/``review`` in another terminal, and the sim world's
 simulated people all resolve records through these two functions, which only write the
 record's new status to SQLite. The running agent notices resolved-but-uncredited records on
-its next iteration (``AgentCore.settle``), applies them and credits the reward to the
+its next iteration (``Executor.settle``), applies them and credits the reward to the
 decision that earned it. So the agent never waits on a person, and a person never needs the
 agent to be running.
 

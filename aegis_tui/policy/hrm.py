@@ -23,18 +23,16 @@ Kept from the original:
 Changed for a 2-core CPU and a 26-slot state, and why:
 
 - one block per level (``H_layers = L_layers = 1``) at d=160: with 2 x 2 cycles that is
-  still six block applications per decision, and it keeps training on 1000 examples x 20
-  epochs within ~15 s and an RL update within ~5 ms (both measured; two blocks per level
-  or d=256 roughly double both);
+  still six block applications per decision; two blocks per level or d=256 roughly
+  double the cost of Phase 2 and of an RL update (``docs/DESIGN.md`` has the figures);
 - two feature slots per position (``slots_per_position``): their embeddings are summed
   (the way the original adds token and position embeddings), so the transformer sees 13
   positions instead of 26. Attention and MLP cost scale with positions, so this buys a
   wider model (d=160 instead of 128) for the same time. Every slot has its own id range,
   so the sum stays unambiguous;
 - no positional encoding at all (neither RoPE nor learned): a token's id already says
-  which slot it fills. A learned position embedding was tried and hurt: a per-position
-  vector as large as the token embeddings drowned the per-state signal and training
-  stalled at the majority action;
+  which slot it fills, and a learned position embedding drowned the per-state signal
+  (``docs/DESIGN.md``);
 - ordered values (counters, rates) are embedded as running sums of per-step vectors
   (``ordinal_embeddings``): neighbouring counts start alike and a threshold such as
   ">= 20 iterations" is learnt once, not once per value;

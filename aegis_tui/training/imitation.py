@@ -9,15 +9,14 @@ directly). Choices, and why:
   (examples whose probabilities say nothing, all equal, use the logged action). Neither
   part can move which action the model prefers away from the teacher's: the optimum of the
   mixture for a state is ``(1 - w) q + w onehot(argmax q)``, whose argmax is the teacher's.
-  The hard share matters for a flat teacher (a random-weight LM at temperature 1 scores
-  four actions within a few hundredths of each other): it makes the teacher's preference
+  The hard share matters for a flat teacher (one that scores the four actions within a
+  few hundredths of each other): it makes the teacher's preference
   the bulk of the target instead of a ripple on a uniform one, and a model that learns
   nothing from the state settles on the teacher's most frequent choice (the majority
   baseline), not on an average that can favour an action the teacher rarely prefers.
   There is no class reweighting: weights per class move the optimum of a soft target
-  toward rare classes (on a flat teacher, straight to the action it almost never
-  preferred: 3% agreement where always-the-majority scores 60%). Label smoothing (0.05)
-  keeps a little probability on every action for Phase 3's exploration.
+  toward rare classes (``docs/DESIGN.md`` has what that did to a flat teacher). Label
+  smoothing (0.05) keeps a little probability on every action for Phase 3's exploration.
 - **What is reported.** ``val_accuracy`` (the gate's metric) is agreement with the
   teacher's most probable action on a stratified, seeded validation split
   (``val_fraction`` of every logged class). Beside it: ``baseline_accuracy``, what

@@ -16,13 +16,17 @@ It is what tests and benchmarks run on, so its dynamics reward reading the state
   theme's goal words in the body, and carry 1-2 related topics as hints.
 - **Subtopics.** Besides the graph's topics there are narrower ones, a graph topic plus
   one or two aspects ("event loop internals", "json performance testing"), generated from
-  the seed on demand and named in results like any related topic. The topic space is
-  effectively unbounded, as on the web, so the curiosity queue and the ideas for
-  proposals never run out in a long run.
+  the seed on demand and named in results like any related topic.
 - **New material.** Every topic publishes a new item every ``publish_every`` iterations
   (drawn per topic from ``publish_every_min..max``) and its oldest item drops out of the
-  pool, so the world never runs dry: a topic revisited after a while pays again, and the
-  long-run reward is stationary (what RL and the fall-back comparison need).
+  pool: a topic revisited after a while pays again.
+- **Emerging subtopics.** Every ``emerge_every``-th item a topic publishes names a subtopic
+  none of its earlier items named (``emerging``), so the topics a search can lead to keep
+  growing through a run, as on the web, and the ideas for proposals (goals to add, topics
+  to drop) renew instead of running out after ~10,000 iterations. The world is therefore
+  *not* strictly stationary: for a fixed policy the reward per iteration drifts by a few
+  percent over 20,000 iterations (the bench's ``long_run`` section measures it), which is
+  why the fall-back compares the HRM with the teacher measured on the same stretch.
 - **Failures.** A small base failure rate, plus a rate limit: when more than
   ``rate_limit`` searches (failed ones included) fall in the last ``rate_window``
   iterations, the search fails with probability ``rate_limited_failure``. Bursts fail;
