@@ -17,7 +17,8 @@ from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
 from aegis_tui.policy.features import featurize
 from aegis_tui.policy.hrm import HRMConfig, build_model
 from aegis_tui.policy.hrm_policy import HRMPolicy
-from aegis_tui.training.rl import RLSettings, RLTrainer, gae
+from aegis_tui.training.returns import gae
+from aegis_tui.training.rl import RLSettings, RLTrainer
 
 SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
 TARGET = Action.ASK_HUMAN.class_index

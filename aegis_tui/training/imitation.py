@@ -37,7 +37,8 @@ directly). Choices, and why:
   raw weights swing from epoch to epoch, the average does not.
 - **Value head.** Also fitted (Huber loss, weight ``value_coef``) to the teacher's
   discounted return from each logged decision (``value_gamma`` over the next
-  ``value_n_step`` consecutive decisions: the target RL's n-step returns use), so RL
+  ``value_n_step`` consecutive decisions; ``training/returns.py`` says how this differs
+  from RL's bootstrapped target), so RL
   starts with a sensible baseline instead of zero.
 - **Checkpoints.** ``hrm_epoch_{N}.pt`` every ``checkpoint_every`` epochs (and the last),
   and ``output`` (``hrm_trained.pt`` by default) written once, at the very end, from the
@@ -58,7 +59,11 @@ from typing import TYPE_CHECKING, Any
 from aegis_tui.actions import ACTIONS
 from aegis_tui.policy.hrm_config import HRMConfig
 from aegis_tui.training.example_log import Example
-from aegis_tui.training.rl import RETURN_STEPS
+from aegis_tui.training.returns import (
+    VALUE_WARMUP_STEPS,
+    consecutive_chain,
+    discounted_return,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -88,7 +93,7 @@ class ImitationSettings:
     hard_target_weight: float = 0.25  # share of the target on the teacher's top action
     value_coef: float = 0.05
     value_gamma: float = 0.9
-    value_n_step: int = RETURN_STEPS
+    value_n_step: int = VALUE_WARMUP_STEPS
     ema_decay: float = 0.97
     max_grad_norm: float = 1.0
     min_examples: int = 20
@@ -210,23 +215,15 @@ class _Data:
 
 
 def discounted_returns(examples: Sequence[Example], gamma: float, n_step: int) -> list[float]:
-    """Each example's reward plus the discounted rewards of the next ``n_step - 1``.
+    """Each example's discounted return over itself and the next ``n_step - 1`` examples.
 
     Only consecutive iterations count (a gap is a restart or the HRM deciding), so a return
     never mixes in decisions that did not follow from this one.
     """
-    returns = []
-    for i, ex in enumerate(examples):
-        total, discount = ex.reward, 1.0
-        previous = ex.iteration
-        for nxt in examples[i + 1:i + n_step]:
-            if nxt.iteration != previous + 1:
-                break
-            discount *= gamma
-            total += discount * nxt.reward
-            previous = nxt.iteration
-        returns.append(total)
-    return returns
+    iterations = [ex.iteration for ex in examples]
+    rewards = [ex.reward for ex in examples]
+    return [discounted_return(rewards[i:i + consecutive_chain(iterations, i, n_step)], gamma)
+            for i in range(len(examples))]
 
 
 def _tensors(examples: Sequence[Example], gamma: float = 0.0, n_step: int = 1) -> _Data:

@@ -55,8 +55,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis_tui.snapshot import StateSnapshot
+from aegis_tui.training.returns import gae
 
-RETURN_STEPS = 10  # imitation's value target looks this many decisions ahead
 ENTROPY_ADAPT_RATE = 0.05  # change of log(entropy weight) per update, at full shortfall
 MAX_ENTROPY_BOOST = math.log(30.0)  # the entropy weight rises at most 30-fold
 
@@ -165,22 +165,6 @@ def exploring(probs: torch.Tensor, mask: torch.Tensor, explore: float) -> torch.
     floor = mask.to(probs.dtype)
     floor = floor / floor.sum(-1, keepdim=True).clamp_min(1.0)
     return (1.0 - explore) * probs + explore * floor
-
-
-def gae(rewards: Sequence[float], values: Sequence[float], bootstrap: float, gamma: float,
-        lam: float) -> float:
-    """The generalised advantage estimate of the first of a chain of consecutive decisions.
-
-    ``rewards[k]``/``values[k]`` belong to decision ``k``; ``bootstrap`` is the value of the
-    state after the last one.
-    """
-    advantage = 0.0
-    next_value = bootstrap
-    for reward, value in zip(reversed(rewards), reversed(values), strict=True):
-        delta = reward + gamma * next_value - value
-        advantage = delta + gamma * lam * advantage
-        next_value = value
-    return advantage
 
 
 class RLTrainer:
