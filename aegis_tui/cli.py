@@ -30,9 +30,8 @@ from aegis_tui.config import (
     apply_overrides,
     load_file,
 )
+from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from aegis_tui.paths import DataPaths
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 
 
 # -- argument types (argparse turns their ValueErrors into "invalid ... value" errors) ------
@@ -307,35 +306,15 @@ HEADLESS_BUS_EVENTS = 64
 
 
 def _open_runtime(paths: DataPaths, config: Config, bus: Any = None) -> Any:
+    from aegis_tui.agent.open_errors import OPEN_ERRORS, open_failure
     from aegis_tui.agent.runtime import AgentRuntime
-    from aegis_tui.policy.devices import DeviceUnavailable
-    from aegis_tui.policy.lm_teacher import TeacherLoadError
-    from aegis_tui.storage.database import DatabaseError
-    from aegis_tui.storage.lock import DataDirLocked
-    from aegis_tui.training.example_log import ExampleLogError
 
     try:
         return AgentRuntime.open(config, paths, bus=bus)
-    except DataDirLocked as exc:
-        _err(str(exc))
-        raise SystemExit(EXIT_BUSY) from None
-    except DeviceUnavailable as exc:
-        _err(f"--device {config.device}: {exc}")
-        raise SystemExit(EXIT_USAGE) from None
-    except TeacherLoadError as exc:
-        from aegis_tui.text import clean
-
-        model = clean(config.teacher_model, 120)
-        named = "" if model in str(exc) else f" ({model})"
-        _err(f"the teacher model{named} could not be loaded: {exc} "
-             "(use --teacher rules, or --teacher auto to fall back automatically)")
-        raise SystemExit(EXIT_FAIL) from None
-    except (DatabaseError, ExampleLogError) as exc:
-        _err(str(exc))
-        raise SystemExit(EXIT_FAIL) from None
-    except OSError as exc:
-        _err(f"cannot use data directory {paths.root}: {exc}")
-        raise SystemExit(EXIT_FAIL) from None
+    except OPEN_ERRORS as exc:
+        reason, code = open_failure(exc, config, paths)
+        _err(reason)
+        raise SystemExit(code) from None
 
 
 def _tensorboard_problem(directory: Path | None) -> str:

@@ -288,7 +288,8 @@ async def test_teacher_that_fails_to_load_exits_non_zero(paths: DataPaths) -> No
     async with app.run_test(size=SIZE):
         await wait_until(lambda: bool(app.failure), what="the failure")
     assert app.return_code == 1
-    assert app.failure.startswith("the teacher model could not be loaded: no such model")
+    # The same line the CLI prints, naming the model that failed.
+    assert app.failure.startswith("the teacher model (gpt2) could not be loaded: no such model")
     assert lock_is_free(paths)
 
 

@@ -30,8 +30,10 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from aegis_tui.agent.metrics_view import read_history, read_metrics
+from aegis_tui.agent.open_errors import open_failure
 from aegis_tui.config import Config
 from aegis_tui.events import DownloadProgress, EventBus
+from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK
 from aegis_tui.paths import DataPaths
 from aegis_tui.storage.database import Database
 from aegis_tui.storage.records import PENDING
@@ -73,7 +75,6 @@ from aegis_tui.ui.settings import load_settings, save_setting
 
 log = logging.getLogger("aegis")
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3  # the same codes as the CLI
 EARLIER_LOG_LINES = 30  # lines of aegis.log the event log starts with
 QUIT_GRACE_S = 5.0  # a second `q` (or this long) exits without waiting for the agent
 QUESTION_TOAST_INTERVAL_S = 8.0  # a fast agent asks often: one toast at most this often
@@ -111,27 +112,6 @@ def default_runtime_factory(config: Config, paths: DataPaths, bus: EventBus) -> 
 
     return AgentRuntime.open(config, paths, bus=bus)
 
-
-def failure_reason(exc: BaseException, paths: DataPaths) -> tuple[str, int]:
-    """The CLI's one-line reason and exit code for a runtime that would not open."""
-    from aegis_tui.policy.devices import DeviceUnavailable
-    from aegis_tui.policy.lm_teacher import TeacherLoadError
-    from aegis_tui.storage.database import DatabaseError
-    from aegis_tui.storage.lock import DataDirLocked
-    from aegis_tui.training.example_log import ExampleLogError
-
-    if isinstance(exc, DataDirLocked):
-        return str(exc), EXIT_BUSY
-    if isinstance(exc, DeviceUnavailable):
-        return f"--device: {exc}", EXIT_USAGE
-    if isinstance(exc, TeacherLoadError):
-        return (f"the teacher model could not be loaded: {exc} (use --teacher rules, or "
-                "--teacher auto to fall back automatically)"), EXIT_FAIL
-    if isinstance(exc, DatabaseError | ExampleLogError):
-        return str(exc), EXIT_FAIL
-    if isinstance(exc, OSError):
-        return f"cannot use data directory {paths.root}: {exc}", EXIT_FAIL
-    return f"could not start the agent: {type(exc).__name__}: {exc}", EXIT_FAIL
 
 
 class AegisApp(App[int]):
@@ -230,7 +210,7 @@ class AegisApp(App[int]):
         try:
             runtime = self._open_runtime()
         except Exception as exc:
-            reason, code = failure_reason(exc, self.paths)
+            reason, code = open_failure(exc, self.config, self.paths)
             self._agent_done.set()
             self.post_message(AgentFailed(clean(reason, 500), code))
             return

@@ -12,10 +12,10 @@ import tomllib
 from pathlib import Path
 
 from aegis_tui.config import Config
+from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from aegis_tui.paths import DataPaths
 
 KEYMAP_FILE = "keymap.toml"
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 class KeymapError(ValueError):
