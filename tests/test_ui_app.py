@@ -242,6 +242,13 @@ async def test_command_palette_offers_the_dashboard_commands(paths: DataPaths) -
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Pause / resume", "Force training", "Answer questions", "Review proposals",
                 "Status and training reports", "Help", "Quit"} <= titles
+        # One table feeds the bindings, the help screen and the palette: none drifts.
+        from aegis_tui.ui.app import KEYS
+
+        assert {k.title for k in KEYS} <= titles
+        assert {row[2] for row in app.key_rows()} >= {k.id for k in KEYS}
+        bound = {b.id: b for b in app.BINDINGS if hasattr(b, "id")}
+        assert all(bound[k.id].tooltip == k.text for k in KEYS)
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+q"])

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -89,22 +90,49 @@ KEY_QUIET_S = 0.1
 
 RuntimeFactory = Callable[[Config, DataPaths, EventBus], Any]
 
-# id -> what the key does, for the help screen and the command palette.
-KEY_HELP: dict[str, tuple[str, str]] = {
-    "pause": ("Pause / resume", "Pause the agent, or resume it"),
-    "train": ("Force training", "Train the HRM now on the examples collected so far"),
-    "answer": ("Answer questions", "Answer the agent's pending questions, one at a time"),
-    "review": ("Review proposals", "Approve or reject the agent's pending proposals"),
-    "reports": ("Status and training reports", "The reports `aegis-tui status` prints"),
-    "plots": ("Switch curves", "Switch between the reward and the training curves"),
-    "gate": ("HRM or teacher", "After imitation runs below the gate: adopt the trained HRM "
-             "anyway (RL takes over) or keep the teacher (no more automatic training)"),
-    "inspect": ("Inspect the latest decision",
-                "Why the agent picked its latest action: state, probabilities, value, "
-                "rewards, features (or click an iteration line of the event log)"),
-    "help": ("Help", "Keys and what the panes show"),
-    "quit": ("Quit", "Stop the agent (and any training) cleanly and exit"),
-}
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of the dashboard: its binding, and the words the help screen and the command
+    palette show for it. ``KEYS`` is the one table; ``BINDINGS`` and both are made from it."""
+
+    id: str  # the binding id, for keymap.toml
+    keys: str
+    action: str
+    footer: str  # the footer's short label
+    title: str  # the help screen's and the palette's name for it
+    text: str  # what it does, in a sentence (the palette's help and the binding's tooltip)
+    show: bool = True  # in the footer (80 columns hold no more than seven)
+    key_display: str | None = None
+    palette: bool = True  # offered in the command palette (it has its own quit)
+
+
+KEYS: tuple[Key, ...] = (
+    Key("pause", "p,space", "toggle_pause", "Pause", "Pause / resume",
+        "Pause the agent, or resume it"),
+    Key("train", "t", "force_training", "Train", "Force training",
+        "Train the HRM now on the examples collected so far"),
+    Key("answer", "a", "answer", "Answer", "Answer questions",
+        "Answer the agent's pending questions, one at a time"),
+    Key("review", "r", "review", "Review", "Review proposals",
+        "Approve or reject the agent's pending proposals"),
+    Key("reports", "s", "reports", "Reports", "Status and training reports",
+        "The reports `aegis-tui status` prints"),
+    Key("plots", "g", "switch_curves", "Curves", "Switch curves",
+        "Switch between the reward and the training curves", show=False),
+    # Off the footer; the event log's title names it.
+    Key("inspect", "i", "inspect", "Inspect", "Inspect the latest decision",
+        "Why the agent picked its latest action: state, probabilities, value, rewards, "
+        "features (or click an iteration line of the event log)", show=False),
+    Key("gate", "h", "gate", "HRM?", "HRM or teacher",
+        "After imitation runs below the gate: adopt the trained HRM anyway (RL takes over) "
+        "or keep the teacher (no more automatic training)", show=False),
+    Key("help", "question_mark", "help", "Help", "Help", "Keys and what the panes show",
+        key_display="?"),
+    Key("quit", "q", "quit", "Quit", "Quit",
+        "Stop the agent (and any training) cleanly and exit", palette=False),
+)
+KEY_IDS: tuple[str, ...] = tuple(k.id for k in KEYS)
+_KEYS_BY_ID = {k.id: k for k in KEYS}
 
 
 def default_runtime_factory(config: Config, paths: DataPaths, bus: EventBus) -> Any:
@@ -123,17 +151,8 @@ class AegisApp(App[int]):
     HORIZONTAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012
     VERTICAL_BREAKPOINTS: list[tuple[int, str]] | None = [(0, "-short"), (36, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p,space", "toggle_pause", "Pause", id="pause"),
-        Binding("t", "force_training", "Train", id="train"),
-        Binding("a", "answer", "Answer", id="answer"),
-        Binding("r", "review", "Review", id="review"),
-        Binding("s", "reports", "Reports", id="reports"),
-        Binding("g", "switch_curves", "Curves", id="plots", show=False),
-        # Off the footer (80 columns hold no more); the event log's title names it.
-        Binding("i", "inspect", "Inspect", id="inspect", show=False),
-        Binding("h", "gate", "HRM?", id="gate", show=False),
-        Binding("question_mark", "help", "Help", id="help", key_display="?"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding(k.keys, k.action, k.footer, show=k.show, key_display=k.key_display,
+                tooltip=k.text, id=k.id) for k in KEYS
     ]
 
     def __init__(self, config: Config, paths: DataPaths, *, iterations: int | None = None,
@@ -451,12 +470,12 @@ class AegisApp(App[int]):
     def key_rows(self) -> list[tuple[str, str, str]]:
         rows = []
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.id in KEY_HELP:
+            if isinstance(binding, Binding) and binding.id in _KEYS_BY_ID:
                 keys = self.keymap.get(binding.id, binding.key)
                 shown = ", ".join(
                     binding.key_display if binding.key_display and binding.id not in self.keymap
                     else self.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-                rows.append((shown, KEY_HELP[binding.id][0], binding.id))
+                rows.append((shown, _KEYS_BY_ID[binding.id].title, binding.id))
         rows.append(("ctrl+p", "Command palette", "command_palette"))
         return rows
 
@@ -799,12 +818,9 @@ class AegisApp(App[int]):
     # -- command palette -------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        actions: dict[str, Callable[[], Any]] = {
-            "pause": self.action_toggle_pause, "train": self.action_force_training,
-            "answer": self.action_answer, "review": self.action_review,
-            "reports": self.action_reports, "plots": self.action_switch_curves,
-            "inspect": self.action_inspect, "help": self.action_help,
-        }
-        for binding_id, callback in actions.items():
-            title, text = KEY_HELP[binding_id]
+        for key in KEYS:
+            if not key.palette:
+                continue
+            callback = getattr(self, f"action_{key.action}")
+            binding_id, title, text = key.id, key.title, key.text
             yield SystemCommand(title, f"{text} (key: {self.key_for(binding_id)})", callback)

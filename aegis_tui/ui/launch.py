@@ -24,7 +24,7 @@ class KeymapError(ValueError):
 
 def load_keymap(path: Path) -> dict[str, str]:
     """Binding id -> key(s), e.g. ``pause = "ctrl+p,space"``; missing file -> no remaps."""
-    from aegis_tui.ui.app import KEY_HELP
+    from aegis_tui.ui.app import KEY_IDS
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -36,9 +36,9 @@ def load_keymap(path: Path) -> dict[str, str]:
         raise KeymapError(f"{path} is not valid TOML: {exc}") from None
     out: dict[str, str] = {}
     for binding_id, keys in data.items():
-        if binding_id not in KEY_HELP:
+        if binding_id not in KEY_IDS:
             raise KeymapError(f"{path}: {binding_id!r} is not a binding id; known ids: "
-                              f"{', '.join(KEY_HELP)}")
+                              f"{', '.join(KEY_IDS)}")
         if not isinstance(keys, str) or not keys.strip():
             raise KeymapError(f"{path}: {binding_id} must be a key such as \"ctrl+p\"")
         out[binding_id] = ",".join(k.strip() for k in keys.split(",") if k.strip())
