@@ -102,13 +102,13 @@ async def test_the_gate_modal_adopts_and_keeps(paths: DataPaths) -> None:
         await wait_until(lambda: isinstance(app.screen, GateScreen), what="the gate modal")
         await pilot.press("a")
         # Applied by the agent's thread even while paused.
-        await wait_until(lambda: app.agent is not None and app.agent.learning.phases.hrm_deciding,
+        await wait_until(lambda: app.agent is not None and app.agent.hrm_deciding,
                          timeout=20, what="the HRM adopted")
-        state = app.agent.learning.phases.state
+        state = app.agent.phase_state()
         assert state.adopted_by == "user"
         await pilot.press("h")
         await wait_until(lambda: isinstance(app.screen, GateScreen), what="the gate modal")
         await pilot.press("k")
-        await wait_until(lambda: app.agent.learning.phases.state.keep_teacher, timeout=20,
+        await wait_until(lambda: app.agent.phase_state().keep_teacher, timeout=20,
                          what="the teacher kept")
-        assert not app.agent.learning.phases.hrm_deciding
+        assert not app.agent.hrm_deciding

@@ -9,6 +9,7 @@ a long ``think_interval``. The loop never calls the UI; it publishes events on t
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from aegis_tui.agent.executor import ActionExecutor, ActionResult
 from aegis_tui.agent.learning import LearningController
+from aegis_tui.agent.phases import PhaseState
 from aegis_tui.agent.state import AgentState
 from aegis_tui.agent.what_if import WhatIf, evaluate
 from aegis_tui.config import Config
@@ -126,6 +128,22 @@ class Agent:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def examples_collected(self) -> int:
+        return self.examples.count
+
+    @property
+    def hrm_deciding(self) -> bool:
+        return self.learning.phases.hrm_deciding
+
+    def can_force_training(self) -> tuple[bool, str]:
+        """Whether training could be forced now, and if not, why."""
+        return self.learning.can_force(self.examples.count)
+
+    def phase_state(self) -> PhaseState:
+        """A copy of the phase record (the gate's last result, who decides, the trial)."""
+        return copy.deepcopy(self.learning.phases.state)
 
     def choose(self, choice: str) -> None:
         """Adopt the trained HRM (``"adopt"``) or keep the teacher (``"keep_teacher"``);

@@ -30,6 +30,7 @@ from textual.containers import Container
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from aegis_tui.agent.control import AgentControl
 from aegis_tui.agent.metrics_view import read_history, read_metrics
 from aegis_tui.agent.open_errors import open_failure
 from aegis_tui.config import Config
@@ -288,7 +289,7 @@ class AegisApp(App[int]):
         return box["runtime"]
 
     @property
-    def agent(self) -> Any:
+    def agent(self) -> AgentControl | None:
         return self.runtime.agent if self.runtime is not None else None
 
     def on_agent_ready(self, message: AgentReady) -> None:
@@ -483,7 +484,7 @@ class AegisApp(App[int]):
         """Hold other repaints briefly so the next frame shows the key's effect alone."""
         self._quiet_until = time.monotonic() + KEY_QUIET_S
 
-    def _require_agent(self) -> Any:
+    def _require_agent(self) -> AgentControl | None:
         agent = self.agent
         if agent is None:
             self.notify("The agent is still starting (opening the data directory and the "
@@ -508,8 +509,8 @@ class AegisApp(App[int]):
         agent = self._require_agent()
         if agent is None:
             return
-        examples = agent.examples.count
-        ok, why = agent.learning.can_force(examples)
+        examples = agent.examples_collected
+        ok, why = agent.can_force_training()
         if not ok:
             self._training_refused(why)
             return
@@ -547,7 +548,7 @@ class AegisApp(App[int]):
         agent = self._require_agent()
         if agent is None:
             return
-        state = agent.learning.phases.state
+        state = agent.phase_state()
         summary = Text()
         if state.last_val_accuracy is not None:
             from aegis_tui.agent.phases import below_gate_reason
@@ -558,7 +559,7 @@ class AegisApp(App[int]):
             summary.append(f"Last imitation run: {verdict}.\n\n")
         else:
             summary.append("No imitation run has finished yet.\n\n")
-        deciding = "the HRM" if agent.learning.phases.hrm_deciding else "the teacher"
+        deciding = "the HRM" if agent.hrm_deciding else "the teacher"
         summary.append(f"Now {deciding} decides. Adopting hands the decisions to the trained "
                        "HRM and lets RL improve it; keeping the teacher stops automatic "
                        "training (t still trains on request).")

@@ -42,17 +42,18 @@ async def _measure(repeats: int, workdir: Path, with_training: bool,
     out: list[float] = []
     async with app.run_test(size=(160, 48)):
         await wait_ready(app, timeout=60)
-        if app.failure:
-            raise RuntimeError(app.failure)
+        agent = app.agent
+        if app.failure or agent is None:
+            raise RuntimeError(app.failure or "the agent did not start")
         if with_training:
-            ok, message = app.agent.request_training()
+            ok, message = agent.request_training()
             if not ok:
                 raise RuntimeError(f"could not start training for the probe: {message}")
             await wait_until(lambda: bool(app.model.training.epochs), timeout=120,
                              what="the training child's first epoch")
         header = app.query_one(HeaderBar)
         for _ in range(repeats):
-            expected = "running" if app.agent.paused else "paused"
+            expected = "running" if agent.paused else "paused"
             start = time.perf_counter()
             # What a real key press does: a Key event reaches the app. (Pilot.press would
             # also wait for the process to go idle, which a busy agent never does.)
