@@ -51,4 +51,8 @@ class PhaseProgress(Horizontal):
         bar.display = progress.total is not None
         if progress.total is not None:
             bar.update(total=progress.total, progress=progress.progress)
+            if not bar.size.width:
+                # Textual rounds the bar to its width when the value is set; before the
+                # first layout there is no width, so set it again on the next call.
+                self._shown = None
         self.query_one("#phase-words", Static).update(Text(progress.words), layout=False)
