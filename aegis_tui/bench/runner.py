@@ -222,7 +222,7 @@ _ROWS = (
     ("hrm_speedup_over_teacher", "HRM speed-up over the teacher (x)", "{:.0f}"),
     ("hrm_parameters", "HRM parameters", "{:,}"),
     ("teacher_parameters", "teacher parameters", "{:,}"),
-    ("rl_update_ms_p50", "RL update, 10 transitions, p50 (ms)", "{:.2f}"),
+    ("rl_update_ms_p50", "RL update every 10 decisions (minibatch 32), p50 (ms)", "{:.2f}"),
     ("sim_iterations_per_s", "sim iterations/s, HRM deciding", "{:.0f}"),
     ("imitation_val_accuracy", "imitation val accuracy vs rules teacher", "{:.1%}"),
     ("ui_key_latency_ms_p50", "UI key latency p50 (ms)", "{:.1f}"),
