@@ -13,6 +13,8 @@ from textual.widgets import ProgressBar, Static
 
 from aegis_tui.ui.model import STARTING, DashboardModel, Progress
 
+UNSIZED_RETRIES = 20  # re-tries, one per refresh, while the bar has no width yet
+
 
 class PhaseProgress(Horizontal):
     DEFAULT_CSS = """
@@ -26,6 +28,8 @@ class PhaseProgress(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: tuple[int, Progress] | None = None
+        self._words = ""
+        self._unsized_tries = 0
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Phase 1"), id="phase-label")
@@ -34,14 +38,13 @@ class PhaseProgress(Horizontal):
 
     @property
     def words(self) -> str:
-        return self._shown[1].words if self._shown else ""
+        return self._words
 
     def show(self, model: DashboardModel) -> None:
         progress = model.phase_progress()
         key = (model.phase, progress)
         if key == self._shown:
             return
-        self._shown = key
         # Fixed one-line sizes: repaint only, no layout pass (it would cost every frame).
         label = "Starting" if model.state is None and model.run_state == STARTING \
             else f"Phase {model.phase}"
@@ -49,10 +52,17 @@ class PhaseProgress(Horizontal):
         bar = self.query_one(ProgressBar)
         # No total means nothing to measure yet: hide the bar rather than let it pulse.
         bar.display = progress.total is not None
-        if progress.total is not None:
+        # Textual rounds the bar to its width when the value is set, so a value set before
+        # the bar has a width would be drawn differently: wait for the width (next call).
+        sized = bool(bar.size.width)
+        if progress.total is not None and sized:
             bar.update(total=progress.total, progress=progress.progress)
-            if not bar.size.width:
-                # Textual rounds the bar to its width when the value is set; before the
-                # first layout there is no width, so set it again on the next call.
-                self._shown = None
+        if sized or progress.total is None:
+            self._shown, self._unsized_tries = key, 0
+        else:
+            self._shown = None
+            if self._unsized_tries < UNSIZED_RETRIES:  # a pane that is never laid out
+                self._unsized_tries += 1
+                self.call_after_refresh(self.show, model)
+        self._words = progress.words
         self.query_one("#phase-words", Static).update(Text(progress.words), layout=False)
