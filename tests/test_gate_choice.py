@@ -112,3 +112,25 @@ async def test_the_gate_modal_adopts_and_keeps(paths: DataPaths) -> None:
         await wait_until(lambda: app.agent.phase_state().keep_teacher, timeout=20,
                          what="the teacher kept")
         assert not app.agent.hrm_deciding
+
+
+def test_the_training_report_says_how_far_below_the_gate_and_the_way_forward(
+        paths: DataPaths, capsys) -> None:
+    import json
+
+    db = Database(paths.database)
+    try:
+        db.set_meta(PHASE_META_KEY, PhaseState(
+            phase=1, training_attempts=1, last_val_accuracy=0.508,
+            last_baseline_accuracy=0.41, last_probe_accuracy=0.393,
+            last_teacher_decisiveness=0.59, gate_failures=1).to_meta())
+    finally:
+        db.close()
+    code, out, _ = cli_in_process(capsys, "training", "--data-dir", str(paths.root))
+    assert code == 0
+    assert "validation accuracy 50.8% is 9.2% below the gate (60%)" in out
+    assert "most frequent choice scores 41.0%" in out and "linear probe 39.3%" in out
+    assert "aegis-tui adopt" in out and "keep-teacher" in out
+    code, out, _ = cli_in_process(capsys, "training", "--json", "--data-dir", str(paths.root))
+    gate = json.loads(out)["gate"]
+    assert gate["baseline_accuracy"] == pytest.approx(0.41) and gate["runs_below_gate"] == 1

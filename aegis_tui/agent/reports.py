@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aegis_tui.actions import ACTION_NAMES
-from aegis_tui.agent.phases import PHASE_META_KEY, Phase, PhaseState, phase_title
+from aegis_tui.agent.phases import (
+    PHASE_META_KEY,
+    Phase,
+    PhaseMachine,
+    PhaseState,
+    below_gate_reason,
+    phase_title,
+)
 from aegis_tui.agent.state import CURIOSITY_RECOVERY, STATE_META_KEY, Counters
 from aegis_tui.config import Config
 from aegis_tui.paths import DataPaths
@@ -173,9 +180,11 @@ def training_data(src: Sources) -> dict[str, Any]:
     threshold = src.config.collect_threshold
     runs = src.db.training_runs(5) if src.db else []
     last = runs[0] if runs else None
-    if state.phase == Phase.COLLECTION:
-        needed = threshold if state.training_attempts == 0 else max(
-            threshold, state.last_training_examples + src.config.retrain_after)
+    if state.phase == Phase.COLLECTION and state.keep_teacher:
+        milestone = ("none automatic: the teacher was kept by hand (aegis-tui train forces a "
+                     "run, aegis-tui adopt hands over to the trained HRM)")
+    elif state.phase == Phase.COLLECTION:
+        needed = PhaseMachine(state, src.config).examples_needed()
         left = max(0, needed - src.examples)
         milestone = (f"training triggers at the next check (every {src.config.check_every} "
                      f"iterations)" if left == 0 else
@@ -204,6 +213,7 @@ def training_data(src: Sources) -> dict[str, Any]:
         "hrm_in_use": phase["hrm_in_use"],
         "validation_accuracy": phase["validation_accuracy"],
         "accuracy_gate": src.config.accuracy_gate,
+        "gate": _gate(state, src.config),
         "training_runs": [
             {"id": r.id, "status": r.status, "examples": r.examples, "forced": r.forced,
              "val_accuracy": r.val_accuracy, "train_accuracy": r.train_accuracy,
@@ -292,8 +302,27 @@ def format_status(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _gate(state: PhaseState, config: Config) -> dict[str, Any]:
+    """The last imitation run against the gate and its yardsticks, and who decided since."""
+    val = state.last_val_accuracy
+    if val is None:
+        verdict = "no imitation run has finished yet"
+    elif state.passed_gate:
+        verdict = f"validation accuracy {val:.1%} reached the gate ({config.accuracy_gate:.0%})"
+    else:
+        verdict = below_gate_reason(val, config.accuracy_gate, state.last_baseline_accuracy,
+                                    state.last_probe_accuracy)
+    return {"baseline_accuracy": state.last_baseline_accuracy,
+            "probe_accuracy": state.last_probe_accuracy,
+            "teacher_decisiveness": state.last_teacher_decisiveness,
+            "verdict": verdict, "runs_below_gate": state.gate_failures,
+            "adopted_by": state.adopted_by, "reward_trial": state.trial,
+            "teacher_kept_by_hand": state.keep_teacher}
+
+
 def format_training(d: dict[str, Any]) -> str:
     ph = d["phase"]
+    gate = d["gate"]
     lines = [
         RULE, "HRM TRAINING REPORT", RULE,
         f"Phase:               {ph['title']}",
@@ -309,8 +338,19 @@ def format_training(d: dict[str, Any]) -> str:
         "",
         f"Average knowledge per example: {d['avg_knowledge_per_example']:.3f}",
         f"Validation accuracy: {_fmt(d['validation_accuracy'], '.1%')} "
-        f"(gate {d['accuracy_gate']:.0%})",
+        f"(gate {d['accuracy_gate']:.0%}); majority baseline "
+        f"{_fmt(gate['baseline_accuracy'], '.1%')}, linear probe "
+        f"{_fmt(gate['probe_accuracy'], '.1%')}, teacher decisiveness "
+        f"{_fmt(gate['teacher_decisiveness'], '.2f')}",
+        f"Last run:            {gate['verdict']}",
     ]
+    if gate["adopted_by"]:
+        lines.append(f"HRM adopted by:      {gate['adopted_by']}")
+    elif gate["reward_trial"]:
+        lines.append("HRM on a reward trial (it stays unless measurably worse than the teacher)")
+    elif gate["runs_below_gate"] and not gate["teacher_kept_by_hand"]:
+        lines.append("Way forward:         aegis-tui adopt (the HRM anyway) or aegis-tui "
+                     "keep-teacher; h on the dashboard")
     if d["epochs"]:
         lines.append("Last training run:")
         for e in d["epochs"]:
