@@ -303,29 +303,29 @@ class PhaseMachine:
         return False, ""
 
     def fell_back(self, iteration: int, reason: str, hrm: Stretch | None) -> None:
-        st = self.state
-        st.hrm_active = False
-        st.fallbacks += 1
-        st.fallen_back_at = iteration
-        st.hrm_at_fallback = hrm.to_meta() if hrm is not None else None
-        st.hrm_retry_at = iteration + max(self.config.fallback_cooldown,
-                                          self.config.fallback_window)
-        st.note({"iteration": iteration, "phase": int(self.phase), "hrm": False,
-                 "reason": reason})
+        self.state.fallbacks += 1
+        self._teacher_takes_over(iteration, reason, hrm, max(self.config.fallback_cooldown,
+                                                             self.config.fallback_window))
 
     def measure_teacher(self, iteration: int, why: str) -> str:
         """Let the teacher decide for a window to measure it (the HRM is not to blame)."""
-        st = self.state
-        st.hrm_active = False
-        st.measuring_teacher = True
-        st.fallen_back_at = iteration
-        st.hrm_at_fallback = None
-        st.hrm_retry_at = iteration + self.config.fallback_window
+        self.state.measuring_teacher = True
         reason = (f"{why}: the teacher decides for {self.config.fallback_window} iterations "
                   "to be measured, then the HRM resumes")
+        self._teacher_takes_over(iteration, reason, None, self.config.fallback_window)
+        return reason
+
+    def _teacher_takes_over(self, iteration: int, reason: str, hrm: Stretch | None,
+                            for_iterations: int) -> None:
+        """The teacher decides from ``iteration`` (measured afresh from there) for at least
+        ``for_iterations``; ``hrm`` is the HRM's stretch it took over from, if blamed."""
+        st = self.state
+        st.hrm_active = False
+        st.fallen_back_at = iteration
+        st.hrm_at_fallback = hrm.to_meta() if hrm is not None else None
+        st.hrm_retry_at = iteration + for_iterations
         st.note({"iteration": iteration, "phase": int(self.phase), "hrm": False,
                  "reason": reason})
-        return reason
 
     def should_retry_hrm(self, iteration: int) -> bool:
         return (self.phase is Phase.RL and not self.state.hrm_active
@@ -369,6 +369,16 @@ class PhaseMachine:
         self.state.note({"iteration": iteration, "phase": int(phase),
                          "hrm": self.state.hrm_active and phase is Phase.RL,
                          "reason": reason})
+
+
+def gate_verdict(state: PhaseState, gate: float) -> str:
+    """The last imitation run against the gate, in one line (reports, the ``h`` modal)."""
+    val = state.last_val_accuracy
+    if val is None:
+        return "no imitation run has finished yet"
+    if state.passed_gate:
+        return f"validation accuracy {val:.1%} reached the gate ({gate:.0%})"
+    return below_gate_reason(val, gate, state.last_baseline_accuracy, state.last_probe_accuracy)
 
 
 def below_gate_reason(val_accuracy: float, gate: float, baseline: float | None,

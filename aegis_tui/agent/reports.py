@@ -19,7 +19,7 @@ from aegis_tui.agent.phases import (
     Phase,
     PhaseMachine,
     PhaseState,
-    below_gate_reason,
+    gate_verdict,
     phase_title,
 )
 from aegis_tui.agent.state import CURIOSITY_RECOVERY, STATE_META_KEY, Counters
@@ -304,18 +304,11 @@ def format_status(d: dict[str, Any]) -> str:
 
 def _gate(state: PhaseState, config: Config) -> dict[str, Any]:
     """The last imitation run against the gate and its yardsticks, and who decided since."""
-    val = state.last_val_accuracy
-    if val is None:
-        verdict = "no imitation run has finished yet"
-    elif state.passed_gate:
-        verdict = f"validation accuracy {val:.1%} reached the gate ({config.accuracy_gate:.0%})"
-    else:
-        verdict = below_gate_reason(val, config.accuracy_gate, state.last_baseline_accuracy,
-                                    state.last_probe_accuracy)
     return {"baseline_accuracy": state.last_baseline_accuracy,
             "probe_accuracy": state.last_probe_accuracy,
             "teacher_decisiveness": state.last_teacher_decisiveness,
-            "verdict": verdict, "runs_below_gate": state.gate_failures,
+            "verdict": gate_verdict(state, config.accuracy_gate),
+            "runs_below_gate": state.gate_failures,
             "adopted_by": state.adopted_by, "reward_trial": state.trial,
             "teacher_kept_by_hand": state.keep_teacher}
 

@@ -84,17 +84,22 @@ def run_agent(workdir: Path, seed: int, policy: Policy, iterations: int, *,
     if workdir.exists():
         shutil.rmtree(workdir)
     paths = DataPaths(workdir)
-    config = bench_config(seed, **overrides)
     bus = EventBus(maxlen=1000)
     if listen is not None:
         bus.subscribe(listen)
+    _drive(paths, bench_config(seed, **overrides), seed, params, policy, bus, iterations)
+    return paths
+
+
+def _drive(paths: DataPaths, config: Config, seed: int, params: SimParams | None,
+           teacher: Policy, bus: EventBus, iterations: int) -> None:
+    """Open the real agent on ``paths`` and a fresh sim world, run it, close it."""
     runtime = AgentRuntime.open(config, paths, bus=bus, world=SimWorld(config, seed, params),
-                                teacher=policy)
+                                teacher=teacher)
     try:
         runtime.agent.run(max_iterations=iterations)
     finally:
         runtime.close()
-    return paths
 
 
 def run_phase3(workdir: Path, seed: int, trained: Path, iterations: int, *,
@@ -112,13 +117,8 @@ def run_phase3(workdir: Path, seed: int, trained: Path, iterations: int, *,
         db.set_meta(PHASE_META_KEY, PhaseState(phase=3, hrm_active=True).to_meta())
     finally:
         db.close()
-    config = bench_config(seed, collect_threshold=10_000_000, **overrides)
-    runtime = AgentRuntime.open(config, paths, bus=EventBus(maxlen=1000),
-                                world=SimWorld(config, seed, params), teacher=RulesTeacher(seed))
-    try:
-        runtime.agent.run(max_iterations=iterations)
-    finally:
-        runtime.close()
+    _drive(paths, bench_config(seed, collect_threshold=10_000_000, **overrides), seed, params,
+           RulesTeacher(seed), EventBus(maxlen=1000), iterations)
     return paths
 
 

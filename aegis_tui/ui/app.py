@@ -33,6 +33,7 @@ from textual.widgets import Footer
 from aegis_tui.agent.control import AgentControl
 from aegis_tui.agent.metrics_view import read_history, read_metrics
 from aegis_tui.agent.open_errors import open_failure
+from aegis_tui.agent.phases import gate_verdict
 from aegis_tui.config import Config
 from aegis_tui.events import DownloadProgress, EventBus
 from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK
@@ -549,16 +550,8 @@ class AegisApp(App[int]):
         if agent is None:
             return
         state = agent.phase_state()
-        summary = Text()
-        if state.last_val_accuracy is not None:
-            from aegis_tui.agent.phases import below_gate_reason
-
-            verdict = ("reached the gate" if state.passed_gate else below_gate_reason(
-                state.last_val_accuracy, self.config.accuracy_gate,
-                state.last_baseline_accuracy, state.last_probe_accuracy))
-            summary.append(f"Last imitation run: {verdict}.\n\n")
-        else:
-            summary.append("No imitation run has finished yet.\n\n")
+        summary = Text(f"Last imitation run: {gate_verdict(state, self.config.accuracy_gate)}."
+                       "\n\n")
         deciding = "the HRM" if agent.hrm_deciding else "the teacher"
         summary.append(f"Now {deciding} decides. Adopting hands the decisions to the trained "
                        "HRM and lets RL improve it; keeping the teacher stops automatic "
