@@ -87,7 +87,8 @@ class Config:
     rl_value_coef: float = 0.5
     rl_gamma: float = 0.9
     rl_checkpoint_every: int = 20
-    rl_kl_fade: float = 0.25  # lead over the teacher at which the pull to imitation is gone
+    # Lead over the teacher (a share of its reward, at least of 1.0) that ends the KL pull.
+    rl_kl_fade: float = 0.25
     fallback_window: int = 200
     fallback_margin: float = 0.25
     fallback_cooldown: int = 500
