@@ -26,11 +26,12 @@ from aegis_tui.bench.soak import (
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_short_soak_through_all_phases_stays_bounded(tmp_path: Path) -> None:
-    settings = SoakSettings.for_iterations(3000, sample_interval_s=0.25)
+    # Long enough for memory to settle after the HRM takes over (warm-up 1250 iterations).
+    settings = SoakSettings.for_iterations(5000, sample_interval_s=0.25)
     report = run_soak(settings, tmp_path / "data")
     text = format_report(report)
     assert report.ok, text + "\n" + report.output_tail
-    assert report.exit_code == 0 and report.iterations == 3000
+    assert report.exit_code == 0 and report.iterations == 5000
     assert report.phases_seen[0] == 1 and 3 in report.phases_seen
     assert report.samples >= 8 and report.warmup_iteration is not None
     assert report.rss_growth_mb <= settings.memory_tolerance_mb
@@ -92,6 +93,21 @@ def test_the_judge_fails_a_growing_file_and_quarantine(tmp_path: Path) -> None:
     report = _judged(tmp_path, [300.0] * 20, files)
     assert any("checkpoints/hrm_epoch_5.pt grew by" in f for f in report.failures)
     assert not report.ok
+
+
+def test_warm_up_waits_for_the_first_rl_checkpoint_but_not_for_a_new_file(
+        tmp_path: Path) -> None:
+    # The RL checkpoint is first written at iteration 600, after warmup (300): creating it
+    # is not growth, so warm-up ends there; a checkpoint file that appears later still is.
+    files = [{"hrm_training_data.msgpack": 0} for _ in range(4)] + [FLAT] * 16
+    report = _judged(tmp_path, [300.0] * 20, files)
+    assert report.ok, report.failures
+    assert report.warmup_iteration == 600
+    files = [dict(f) for f in files]
+    for f in files[10:]:
+        f["checkpoints/hrm_rl_2.pt"] = 6_000_000
+    report = _judged(tmp_path, [300.0] * 20, files)
+    assert any("checkpoints/hrm_rl_2.pt grew by" in f for f in report.failures)
 
 
 def test_the_judge_fails_a_table_over_its_bound(tmp_path: Path) -> None:

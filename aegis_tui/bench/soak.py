@@ -10,7 +10,7 @@ directory. At the end it reads each table's row count and reports peak memory, m
 warm-up and its slope, disk use per file, and whether ``aegis.log`` rotated.
 
 It exits non-zero when, after warm-up (``--warmup`` iterations after the HRM took over, when
-torch is loaded and the RL buffers are full):
+torch is loaded and the RL buffers are full, and not before its first RL checkpoint):
 
 - resident memory grows by more than ``--memory-tolerance-mb`` (median of the last quarter
   of the samples against the first quarter);
@@ -50,6 +50,7 @@ from typing import Any
 EXAMPLES = "hrm_training_data.msgpack"
 DATABASE = "agent.sqlite3"
 LOG = "aegis.log"
+RL_CHECKPOINT = "checkpoints/hrm_rl.pt"
 # Tables that hold what the agent learns: they grow with new knowledge, not with time.
 LEARNING_TABLES = ("knowledge", "goals", "proposals")
 FILE_SLACK_BYTES = 64 * 1024  # a file may move this much after warm-up (page reuse, fsync)
@@ -76,7 +77,9 @@ class SoakSettings:
         settings = cls(
             iterations=iterations,
             collect_threshold=max(200, min(1000, iterations // 6)),
-            warmup=max(300, min(2000, iterations // 10)),
+            # Memory settles over ~1500 iterations after the HRM takes over (caches and
+            # buffers filling: 354 -> 372 MB, then +1 MB per 1000 in a 20,000-iteration soak).
+            warmup=max(300, min(2000, iterations // 4)),
             # About 150 bytes per iteration reach aegis.log: rotate a few times per run.
             log_max_bytes=max(10_000, min(5_000_000, iterations * 150 // 4)),
         )
@@ -341,9 +344,21 @@ def _rl_start(samples: list[Sample]) -> int | None:
     return next((s.iteration for s in samples if s.phase == 3 and s.hrm_active), None)
 
 
-def _past_warmup(samples: list[Sample], settings: SoakSettings) -> bool:
+def _warmup_end(samples: list[Sample], settings: SoakSettings) -> int | None:
+    """``warmup`` iterations after the HRM took over, and not before its RL checkpoint was
+    first written: creating that file is not growth, and when the first write falls just
+    after ``warmup`` depends on how soon the decisions' rewards settle."""
     start = _rl_start(samples)
-    return start is not None and samples[-1].iteration >= start + settings.warmup
+    if start is None:
+        return None
+    written = next((s.iteration for s in samples
+                    if s.iteration >= start and RL_CHECKPOINT in s.files), start)
+    return max(start + settings.warmup, written)
+
+
+def _past_warmup(samples: list[Sample], settings: SoakSettings) -> bool:
+    end = _warmup_end(samples, settings)
+    return end is not None and samples[-1].iteration >= end
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -379,7 +394,7 @@ def _judge(report: SoakReport, samples: list[Sample], root: Path,
     if start is None:
         fail("the HRM never took over (Phase 3 was not reached), so nothing was soaked in it")
         return
-    warm = start + settings.warmup
+    warm = _warmup_end(samples, settings) or start + settings.warmup
     report.warmup_iteration = warm
     after = [s for s in samples if s.iteration >= warm]
     if len(after) < 8 or after[-1].iteration - after[0].iteration < settings.warmup // 2:
