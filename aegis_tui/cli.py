@@ -29,8 +29,11 @@ from aegis_tui.config import (
     ConfigError,
     apply_overrides,
     load_file,
+    parse_assignment,
+    to_toml,
 )
 from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from aegis_tui.knobs import lookup, parse_text
 from aegis_tui.paths import DataPaths
 
 
@@ -48,24 +51,28 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _float_at_least(low: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+def _setting(key: str) -> Callable[[str], Any]:
+    """The argparse type of a flag that sets ``key``: the key's own declaration checks it."""
+    spec, kind = lookup(Config, key)
+
+    def parse(text: str) -> Any:
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value >= low or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a finite number >= {low:g}, got {text}")
-        return value
+            return parse_text(key, spec, kind, text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{key}: ")) from None
 
     return parse
 
 
-def _fraction(text: str) -> float:
-    value = _float_at_least(0.0)(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+_DEFAULTS = Config()
+
+
+def _default(key: str) -> str:
+    """``(default: X)`` for a flag's help, from the key's declaration."""
+    value: Any = _DEFAULTS
+    for part in key.split("."):
+        value = getattr(value, part)
+    return f"(default: {value})"
 
 
 class _Options:
@@ -97,20 +104,25 @@ def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
     p.add_argument("--teacher", choices=TEACHERS, help="who decides in Phase 1 (default: auto)")
     p.add_argument("--teacher-model", metavar="ID_OR_PATH",
                    help="Hugging Face causal LM id or local folder (default: gpt2)")
-    p.add_argument("--teacher-temperature", type=_float_at_least(0.01), metavar="T",
+    p.add_argument("--teacher-temperature", type=_setting("teacher_temperature"), metavar="T",
                    help="the LM teacher's sampling temperature, in units of its own score "
-                        "spread (default: 0.5)")
-    p.add_argument("--seed", type=_int_at_least(0), help="random seed (default: 0)")
-    p.add_argument("--think-interval", type=_float_at_least(0.0), metavar="S",
-                   help="seconds to sleep between iterations (default: 0.5; 0 allowed)")
-    p.add_argument("--collect-threshold", type=_int_at_least(1), metavar="N",
-                   help="examples that trigger imitation training (default: 1000)")
-    p.add_argument("--check-every", type=_int_at_least(1), metavar="N",
-                   help="iterations between threshold checks (default: 100)")
-    p.add_argument("--epochs", type=_int_at_least(1), metavar="N",
-                   help="imitation epochs (default: 20)")
-    p.add_argument("--accuracy-gate", type=_fraction, metavar="F",
-                   help="validation accuracy the HRM needs to take over (default: 0.6)")
+                        f"spread {_default('teacher_temperature')}")
+    p.add_argument("--seed", type=_setting("seed"), help=f"random seed {_default('seed')}")
+    p.add_argument("--think-interval", type=_setting("think_interval"), metavar="S",
+                   help=f"seconds to sleep between iterations {_default('think_interval')}")
+    p.add_argument("--collect-threshold", type=_setting("collect_threshold"), metavar="N",
+                   help="examples that trigger imitation training "
+                        f"{_default('collect_threshold')}")
+    p.add_argument("--check-every", type=_setting("check_every"), metavar="N",
+                   help=f"iterations between threshold checks {_default('check_every')}")
+    p.add_argument("--epochs", type=_setting("imitation.epochs"), metavar="N",
+                   help=f"imitation epochs {_default('imitation.epochs')}")
+    p.add_argument("--accuracy-gate", type=_setting("accuracy_gate"), metavar="F",
+                   help="validation accuracy the HRM needs to take over "
+                        f"{_default('accuracy_gate')}")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any setting, e.g. rl.clip=0.1 or imitation.model.d_model=128 "
+                        "(repeatable; `aegis-tui config` lists them all)")
     p.add_argument("--iterations", type=_int_at_least(1), metavar="N",
                    help="stop after N iterations (default: run until stopped)")
     p.add_argument("--tensorboard", metavar="DIR", type=Path,
@@ -122,6 +134,8 @@ def _add_run_options(parser: argparse.ArgumentParser, sub: bool = True) -> None:
 EXPORT_FORMATS = ("json", "csv", "jsonl", "tensorboard")
 EXPORT_TABLES = ("metrics", "epochs", "rl")
 
+# Flags whose setting lives in a table.
+_FLAG_KEYS = {"epochs": "imitation.epochs"}
 _RUN_KEYS: tuple[str, ...] = ("world", "teacher", "teacher_model", "teacher_temperature", "seed",
              "think_interval", "collect_threshold", "check_every", "epochs", "accuracy_gate")
 
@@ -137,7 +151,7 @@ def _add_hardware_and_web_options(parser: argparse.ArgumentParser, sub: bool = T
     p.add_argument("--no-chat-template", dest="teacher_chat_template", action="store_const",
                    const=False, help="score the plain prompt even when the model has a chat "
                                      "template")
-    p.add_argument("--torch-threads", type=_int_at_least(1), metavar="N",
+    p.add_argument("--torch-threads", type=_setting("torch_threads"), metavar="N",
                    help="torch threads in the agent's process (default: $AEGIS_TORCH_THREADS,"
                         " else one less than the cores, at most 4, with an LM teacher)")
     p.add_argument("--search-backend", metavar="NAMES",
@@ -209,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("directory", nargs="?", metavar="DIR", type=Path,
                         help="for --format tensorboard: the (new or empty) directory to write")
 
+    config = sub.add_parser("config", help="print the settings in effect as a config.toml "
+                                           "(every key, with its help)")
+    _add_run_options(config)
+    _add_hardware_and_web_options(config)
+    config.add_argument("--defaults", action="store_true",
+                        help="the built-in defaults, ignoring config files and flags")
+
     train = sub.add_parser("train", help="force imitation training now")
     _add_data_dir(train)
     for name, text in (("adopt", "let the trained HRM decide whatever its accuracy (RL "
@@ -250,11 +271,11 @@ def load_config(args: argparse.Namespace, paths: DataPaths) -> Config:
         config = load_file(cfg_path, config)
     elif paths.config.exists():
         config = load_file(paths.config, config)
-    overrides = {k: getattr(args, k) for k in _RUN_KEYS if getattr(args, k, None) is not None}
-    epochs = overrides.get("epochs")
-    if epochs is not None and config.checkpoint_every > epochs:
-        # ``--epochs 2`` alone must just work, not fail on the default checkpoint_every (5).
-        overrides["checkpoint_every"] = epochs
+    overrides = {_FLAG_KEYS.get(k, k): getattr(args, k) for k in _RUN_KEYS
+                 if getattr(args, k, None) is not None}
+    for item in getattr(args, "set", None) or ():
+        key, value = parse_assignment(item)
+        overrides[key] = value
     return apply_overrides(config, overrides)
 
 
@@ -282,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "training": cmd_training, "answer": cmd_answer, "review": cmd_review,
         "export": cmd_export, "train": cmd_train, "fetch-model": cmd_fetch_model,
         "doctor": cmd_doctor, "adopt": cmd_choice, "keep-teacher": cmd_choice,
+        "config": cmd_config,
     }
     problem = _tensorboard_problem(getattr(args, "tensorboard", None))
     if problem and command in ("dashboard", "run"):
@@ -653,6 +675,11 @@ def cmd_export(args: argparse.Namespace, paths: DataPaths, config: Config) -> in
               file=sys.stderr)
     else:
         print(text)
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace, paths: DataPaths, config: Config) -> int:
+    print(to_toml(Config() if args.defaults else config), end="")
     return EXIT_OK
 
 

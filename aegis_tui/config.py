@@ -1,18 +1,33 @@
 """Configuration: defaults in code, an optional TOML file, then CLI overrides.
 
-Every value is validated in one place (``validate``), and every error names the key, so a
-typo in ``config.toml`` or a bad ``--flag`` is one clear line instead of a traceback.
+Each key is declared once, on its field (default, allowed values, help; ``knobs.knob``), and
+checked by the same code however it arrives; every error names the key, so a typo in
+``config.toml`` or a bad ``--flag`` is one clear line instead of a traceback. The tables
+``[rewards]``, ``[imitation]`` (with ``[imitation.model]``) and ``[rl]`` nest like TOML.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
+import json
 import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from aegis_tui.knobs import (
+    ConfigError,
+    KnobDoc,
+    as_dict,
+    build,
+    check_fields,
+    describe,
+    knob,
+    merge,
+    table,
+)
+from aegis_tui.policy.hrm_config import HRMConfig
 
 WORLDS = ("auto", "live", "offline", "sim")
 TEACHERS = ("auto", "lm", "rules")
@@ -31,146 +46,281 @@ DEFAULT_GOALS: tuple[str, ...] = (
 )
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range; the message names the key."""
+@dataclass(frozen=True, slots=True)
+class RewardTable:
+    """The ``[rewards]`` table (DESIGN.md's reward table); knowledge is paid per new item."""
+
+    TABLE: ClassVar[str] = "rewards"
+
+    knowledge_per_item: float = knob(1.0, "per new knowledge item a search brings",
+                                     low=-1e6, high=1e6)
+    improvement_approved: float = knob(10.0, "a proposal the human approves", low=-1e6,
+                                       high=1e6)
+    proposal_pending: float = knob(1.0, "a new proposal waiting for review", low=-1e6, high=1e6)
+    question_answered: float = knob(0.5, "a question the human answers", low=-1e6, high=1e6)
+    search_failed: float = knob(-0.5, "a search that fails or finds nothing", low=-1e6,
+                                high=1e6)
+    duplicate_proposal: float = knob(-2.0, "a proposal already made", low=-1e6, high=1e6)
+    idle: float = knob(-0.1, "an idle iteration", low=-1e6, high=1e6)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True, slots=True)
-class RewardTable:
-    """Rewards from DESIGN.md; knowledge is paid per new item."""
+class ImitationSettings:
+    """Phase 2: how the HRM learns to imitate the teacher's logged decisions."""
 
-    knowledge_per_item: float = 1.0
-    improvement_approved: float = 10.0
-    proposal_pending: float = 1.0
-    question_answered: float = 0.5
-    search_failed: float = -0.5
-    duplicate_proposal: float = -2.0
-    idle: float = -0.1
+    TABLE: ClassVar[str] = "imitation"
+
+    epochs: int = knob(20, "passes over the examples", low=1, high=1000)
+    checkpoint_every: int = knob(5, "write hrm_epoch_N.pt every N epochs (and the last)",
+                                 low=1, high=1000)
+    batch_size: int = knob(64, "examples per step", low=1, high=65_536)
+    learning_rate: float = knob(2e-3, "AdamW's peak step size", low=1e-7, high=1.0)
+    val_fraction: float = knob(0.15, "share of every logged class held out for the gate",
+                               low=0.01, high=0.9)
+    weight_decay: float = knob(0.01, "AdamW weight decay (matrices only)", low=0.0, high=1.0)
+    warmup_steps: int = knob(20, "linear warm-up steps before the cosine decay",
+                             low=0, high=1_000_000)
+    min_lr_ratio: float = knob(0.1, "where the cosine decay ends, as a share of the peak",
+                               low=0.0, high=1.0)
+    label_smoothing: float = knob(0.05, "probability spread over all actions in the target",
+                                  low=0.0, high=0.99)
+    soft_targets: bool = knob(True, "learn the teacher's probabilities (false: its action)")
+    hard_target_weight: float = knob(0.25, "share of the target on the teacher's top action",
+                                     low=0.0, high=1.0)
+    value_coef: float = knob(0.05, "weight of the value head's loss", low=0.0, high=100.0)
+    value_gamma: float = knob(0.9, "discount of the value head's target", low=0.0, high=1.0,
+                              fixed="it follows rl.gamma, so Phase 3 starts calibrated")
+    value_n_step: int = knob(10, "decisions ahead in the value head's target (returns.py)",
+                             low=1, high=1000)
+    ema_decay: float = knob(0.97, "per-step decay of the weight average that is kept",
+                            low=0.0, high=0.9999)
+    max_grad_norm: float = knob(1.0, "gradient clipping norm", low=1e-6, high=1e6)
+    min_examples: int = knob(20, "fewest examples a run accepts", low=2, high=10_000_000)
+    model: HRMConfig = table(HRMConfig, "the HRM's size and shape")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return as_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ImitationSettings:
+        """Rebuild from ``to_dict`` output (the worker's JSON argument), in part or whole."""
+        return build(cls, data, "imitation settings")
+
+
+@dataclass(frozen=True, slots=True)
+class RLSettings:
+    """Phase 3: the policy-gradient updates, and the agent's schedule around them."""
+
+    TABLE: ClassVar[str] = "rl"
+
+    update_every: int = knob(10, "decisions between updates", low=1, high=100_000)
+    learning_rate: float = knob(1e-3, "Adam's step size", low=1e-8, high=1.0)
+    entropy_coef: float = knob(0.01, "the entropy bonus's starting weight", low=0.0, high=10.0)
+    target_entropy: float = knob(0.2, "nats; the entropy weight rises while the policy is "
+                                      "below (0: off)", low=0.0, high=10.0)
+    kl_coef: float = knob(0.1, "weight of the KL pull toward the imitation model",
+                          low=0.0, high=100.0)
+    kl_fade: float = knob(0.25, "the HRM's lead over the teacher, as a share of the teacher's "
+                                "rolling reward (of at least 1.0), at which the KL pull is "
+                                "gone (0: never fades)", low=0.0, high=10.0)
+    value_coef: float = knob(0.5, "weight of the value loss", low=0.0, high=100.0)
+    value_loss: str = knob("mse", "mse (scaled by the returns' spread) or huber (raw returns)",
+                           choices=("mse", "huber"))
+    gamma: float = knob(0.9, "discount (also the imitation value head's)", low=0.0, high=1.0)
+    gae_lambda: float = knob(0.9, "GAE's lambda", low=0.0, high=1.0)
+    n_step: int = knob(32, "successors a return looks ahead over", low=1, high=100_000)
+    horizon: int = knob(200, "iterations after which a decision is ready, settled or not",
+                        low=1, high=1_000_000)
+    minibatch: int = knob(32, "decisions per update (new ones, then reused ones)",
+                          low=1, high=65_536)
+    replay: int = knob(128, "recent ready decisions a minibatch may reuse", low=1,
+                       high=1_000_000)
+    clip: float = knob(0.2, "PPO's ratio clip", low=0.001, high=10.0)
+    explore: float = knob(0.05, "share of the acting policy spread over the available actions",
+                          low=0.0, high=0.99)
+    explore_ratio: str = knob("policy", "the ratio's denominator: policy (its own probability) "
+                                        "or behaviour (the mixture it acted with)",
+                              choices=("policy", "behaviour"))
+    max_grad_norm: float = knob(1.0, "gradient clipping norm", low=1e-6, high=1e6)
+    weight_decay: float = knob(0.0, "Adam's weight decay", low=0.0, high=1.0)
+    train_low_level: bool = knob(False, "also update the fast module and the embeddings")
+    max_transitions: int = knob(2000, "decisions kept waiting for their rewards",
+                                low=1, high=10_000_000)
+    checkpoint_every: int = knob(20, "write hrm_rl.pt every N updates", low=1, high=1_000_000)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+def _model_id(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: must be a model id or a folder path")
+    return value.strip()
+
+
+def _goals(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ConfigError(f"{key}: must be a list of strings")
+    goals = tuple(str(g).strip() for g in value if isinstance(g, str) and g.strip())
+    if len(goals) != len(value) or not goals:
+        raise ConfigError(f"{key}: must be a non-empty list of non-empty strings")
+    return goals
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value.strip()
+
+
+def _revision(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if text and (not _REVISION.fullmatch(text) or ".." in text):
+        raise ConfigError(f"{key}: not a branch, tag or commit: {text!r}")
+    return text
+
+
+def _backend(key: str, value: Any) -> str:
+    text = _text(key, value).lower()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SEARCH_BACKENDS]
+    if not names or unknown:
+        raise ConfigError(f"{key}: must be one or more of {', '.join(SEARCH_BACKENDS)} "
+                          f"(comma-separated), got {value!r}")
+    return ",".join(names)
+
+
+def _region(key: str, value: Any) -> str:
+    text = _text(key, value).lower()
+    if not _REGION.fullmatch(text):
+        raise ConfigError(f"{key}: must look like 'us-en' or 'wt-wt', got {value!r}")
+    return text
+
+
+def _proxy(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if text and not (text == "tb" or text.lower().startswith(_PROXY_SCHEMES)):
+        raise ConfigError(f"{key}: must be a URL starting with http://, https://, socks5:// or "
+                          f"socks5h:// (or \"tb\" for Tor Browser), got {value!r}")
+    return text
+
+
+_REGION = re.compile(r"[a-z]{2}-[a-z]{2}")
+_REVISION = re.compile(r"[\w.\-/]{1,200}")
+_PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """Every setting: its default, allowed values and help, in one place.
+
+    A ``Config`` is always valid (``__post_init__`` checks every field), so code that holds
+    one never re-checks a value. The README's configuration tables list the same keys.
+    """
+
+    TABLE: ClassVar[str] = ""
+
     # What runs.
-    world: str = "auto"
-    teacher: str = "auto"
-    teacher_model: str = "gpt2"
+    world: str = knob("auto", "where searches go", choices=WORLDS)
+    teacher: str = knob("auto", "who decides in Phase 1 (auto: the LM, else the rules)",
+                        choices=TEACHERS)
+    teacher_model: str = knob("gpt2", "a Hugging Face model id or a folder path",
+                              check=_model_id)
     # In units of the model's own score spread (LMTeacher.score_scale): 0.5 makes tiny random
     # LMs of four architectures and a GPT-2-sized one take their top action 53-94% of the time.
-    teacher_temperature: float = 0.5
-    teacher_load_timeout_s: float = 180.0
-    seed: int = 0
-    think_interval: float = 0.5
-    goals: tuple[str, ...] = DEFAULT_GOALS
-    # Phase 1: data collection.
-    collect_threshold: int = 1000
-    check_every: int = 100
-    autosave_every: int = 100
-    min_forced_examples: int = 50
-    retrain_after: int = 500
-    # Phase 2: imitation.
-    epochs: int = 20
-    checkpoint_every: int = 5
-    accuracy_gate: float = 0.6
-    gate_trial_after: int = 2  # runs below the gate before the HRM gets a reward trial (0: never)
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    val_fraction: float = 0.15
-    training_timeout_s: float = 1800.0
+    teacher_temperature: float = knob(0.5, "the LM teacher's sampling temperature, relative "
+                                           "to its own score spread", low=0.01, high=100.0)
+    teacher_load_timeout_s: float = knob(180.0, "reading the model from disk into memory (the "
+                                                "download is not counted)", low=0.1, high=3600.0)
+    seed: int = knob(0, "random seed (worlds, policies, training)", low=0, high=2**31 - 1)
+    think_interval: float = knob(0.5, "seconds between iterations", low=0.0, high=3600.0)
+    goals: tuple[str, ...] = knob(DEFAULT_GOALS, "the agent's starting goals", check=_goals)
+    # Phase 1: data collection; Phase 2's schedule and gate.
+    collect_threshold: int = knob(1000, "examples before the first imitation run", low=1,
+                                  high=10_000_000)
+    check_every: int = knob(100, "iterations between checks of whether to train", low=1,
+                            high=1_000_000)
+    autosave_every: int = knob(100, "examples between flushes of the example log to disk", low=1,
+                               high=1_000_000)
+    min_forced_examples: int = knob(50, "fewest examples a forced run (t) accepts", low=2,
+                                    high=1_000_000)
+    retrain_after: int = knob(500, "more examples before the next automatic run after one "
+                                   "below the gate", low=1, high=10_000_000)
+    accuracy_gate: float = knob(0.6, "validation agreement with the teacher that hands the "
+                                     "decisions to the HRM", low=0.0, high=1.0)
+    gate_trial_after: int = knob(2, "runs below the gate before the HRM gets a reward trial "
+                                    "(0: never)", low=0, high=1000)
+    training_timeout_s: float = knob(1800.0, "a training run that takes longer is stopped",
+                                     low=1.0, high=86_400.0)
     # The loop waits while the training child runs (the teacher makes no decisions then), so
     # when Phase 3 starts does not depend on how fast the machine trains: for benchmarks.
-    wait_for_training: bool = False
-    # Phase 3: RL fine-tuning.
-    rl_update_every: int = 10
-    rl_learning_rate: float = 1e-3
-    rl_entropy_coef: float = 0.01
-    rl_kl_coef: float = 0.1
-    rl_value_coef: float = 0.5
-    rl_gamma: float = 0.9
-    rl_checkpoint_every: int = 20
-    # Lead over the teacher (a share of its reward, at least of 1.0) that ends the KL pull.
-    rl_kl_fade: float = 0.25
-    fallback_window: int = 200
-    fallback_margin: float = 0.25
-    fallback_cooldown: int = 500
+    wait_for_training: bool = knob(False, "the loop waits while the training child trains (a "
+                                          "run then depends on its seeds alone)")
+    # Phase 3's fall-back to the teacher.
+    fallback_window: int = knob(200, "iterations the fall-back compares", low=10,
+                                high=1_000_000)
+    fallback_margin: float = knob(0.25, "the shortfall against the teacher (a share of its "
+                                        "reward, of at least 1.0) the HRM may show",
+                                  low=0.0, high=10.0)
+    fallback_cooldown: int = knob(500, "the teacher's stretch after a fall-back", low=0,
+                                  high=10_000_000)
     # The agent and its world.
-    results_per_search: int = 5
-    max_curiosity: int = 50
-    goal_complete_at: int = 10
-    question_expiry_s: float = 600.0
-    proposal_expiry_s: float = 1800.0
-    search_timeout_s: float = 10.0
-    search_min_interval_s: float = 2.0
-    search_backoff_s: float = 30.0
-    probe_timeout_s: float = 3.0
+    results_per_search: int = knob(5, "results a web search returns (a proposal may change "
+                                "it)", low=1, high=10)
+    max_curiosity: int = knob(50, "topics the curiosity queue holds (a proposal may "
+                                "change it)", low=1, high=10_000)
+    goal_complete_at: int = knob(10, "knowledge items that complete a goal", low=1,
+                                 high=100_000)
+    question_expiry_s: float = knob(600.0, "an unanswered question expires after this",
+                                    low=1.0, high=10_000_000.0)
+    proposal_expiry_s: float = knob(1800.0, "an unreviewed proposal expires after this",
+                                    low=1.0, high=10_000_000.0)
+    search_timeout_s: float = knob(10.0, "a web search that takes longer fails", low=0.1,
+                                   high=600.0)
+    search_min_interval_s: float = knob(2.0, "seconds between web searches", low=0.0,
+                                        high=3600.0)
+    search_backoff_s: float = knob(30.0, "the pause after a failed search, doubling with each "
+                                   "failure in a row", low=0.0,
+                                   high=86_400.0)
+    probe_timeout_s: float = knob(3.0, "the start-up check that the web is reachable",
+                                  low=0.1, high=60.0)
     # Files.
-    log_max_bytes: int = 5_000_000
-    log_backups: int = 3
+    log_max_bytes: int = knob(5_000_000, "size at which aegis.log rolls over", low=10_000,
+                              high=10**10)
+    log_backups: int = knob(3, "rolled-over logs kept", low=0, high=100)
     # The teacher on the user's hardware, its download, and the live web's search settings.
-    device: str = "auto"  # auto: CUDA, else MPS, else CPU
-    torch_threads: int = 0  # torch threads in the agent's process; 0: AEGIS_TORCH_THREADS or auto
-    teacher_revision: str = ""  # a branch, tag or commit of a hub model; "": the default branch
-    teacher_chat_template: bool = True  # wrap the prompt in the model's chat template, if any
-    download_stall_timeout_s: float = 60.0  # give up a download after this long without data
-    search_backend: str = "auto"  # ddgs backends, comma-separated
-    region: str = "us-en"
-    safesearch: str = "moderate"
-    proxy: str = ""  # for web search; "": DDGS_PROXY, else HTTPS_PROXY/ALL_PROXY
-    rewards: RewardTable = field(default_factory=RewardTable)
+    device: str = knob("auto", "where the LM teacher runs (auto: CUDA, else MPS, else CPU)",
+                       choices=DEVICES)
+    torch_threads: int = knob(0, "torch threads in the agent's process (0: "
+                                 "$AEGIS_TORCH_THREADS, else automatic)", low=0, high=1024)
+    teacher_revision: str = knob("", "branch, tag or commit of a hub teacher (\"\": main)",
+                                 check=_revision)
+    teacher_chat_template: bool = knob(True, "use the model's chat template for the prompt "
+                                             "when it has one")
+    download_stall_timeout_s: float = knob(60.0, "give up a model download after this long "
+                                                 "without a byte", low=1.0, high=3600.0)
+    search_backend: str = knob("auto", "ddgs backends, comma-separated", check=_backend)
+    region: str = knob("us-en", "search region (wt-wt: none)", check=_region)
+    safesearch: str = knob("moderate", "web search's safe search", choices=SAFESEARCH)
+    proxy: str = knob("", "proxy URL for web search (\"\": DDGS_PROXY, else HTTPS_PROXY/"
+                          "ALL_PROXY); stored without its password", check=_proxy)
+    rewards: RewardTable = table(RewardTable, "the reward for each outcome")
+    imitation: ImitationSettings = table(ImitationSettings, "Phase 2's training")
+    rl: RLSettings = table(RLSettings, "Phase 3's updates")
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.imitation.value_gamma != self.rl.gamma:
+            # One discount for both phases: the value head Phase 2 warms up is Phase 3's critic.
+            object.__setattr__(self, "imitation", replace(self.imitation,
+                                                          value_gamma=self.rl.gamma))
 
-# name -> (kind, lower bound, upper bound); choices are checked separately.
-_BOUNDS: dict[str, tuple[type, float | None, float | None]] = {
-    "teacher_load_timeout_s": (float, 1, 3600),
-    "seed": (int, 0, 2**31 - 1),
-    "teacher_temperature": (float, 0.01, 100),
-    "think_interval": (float, 0, 3600),
-    "collect_threshold": (int, 1, 10_000_000),
-    "check_every": (int, 1, 1_000_000),
-    "autosave_every": (int, 1, 1_000_000),
-    "min_forced_examples": (int, 2, 1_000_000),
-    "retrain_after": (int, 1, 10_000_000),
-    "epochs": (int, 1, 1000),
-    "checkpoint_every": (int, 1, 1000),
-    "accuracy_gate": (float, 0, 1),
-    "gate_trial_after": (int, 0, 1000),
-    "batch_size": (int, 1, 65536),
-    "learning_rate": (float, 1e-7, 1),
-    "val_fraction": (float, 0.01, 0.9),
-    "training_timeout_s": (float, 1, 86_400),
-    "rl_update_every": (int, 1, 100_000),
-    "rl_learning_rate": (float, 1e-8, 1),
-    "rl_entropy_coef": (float, 0, 10),
-    "rl_kl_coef": (float, 0, 100),
-    "rl_value_coef": (float, 0, 100),
-    "rl_gamma": (float, 0, 1),
-    "rl_checkpoint_every": (int, 1, 1_000_000),
-    "rl_kl_fade": (float, 0, 10),
-    "fallback_window": (int, 10, 1_000_000),
-    "fallback_margin": (float, 0, 10),
-    "fallback_cooldown": (int, 0, 10_000_000),
-    "results_per_search": (int, 1, 10),
-    "max_curiosity": (int, 1, 10_000),
-    "goal_complete_at": (int, 1, 100_000),
-    "question_expiry_s": (float, 1, 10_000_000),
-    "proposal_expiry_s": (float, 1, 10_000_000),
-    "search_timeout_s": (float, 0.1, 600),
-    "search_min_interval_s": (float, 0, 3600),
-    "search_backoff_s": (float, 0, 86_400),
-    "probe_timeout_s": (float, 0.1, 60),
-    "log_max_bytes": (int, 10_000, 10**10),
-    "log_backups": (int, 0, 100),
-}
-_CHOICES: dict[str, tuple[str, ...]] = {"world": WORLDS, "teacher": TEACHERS}
-
-# The hardware, download and web-search block (kept apart from the tables above).
-_BOUNDS.update({
-    "torch_threads": (int, 0, 1024),
-    "download_stall_timeout_s": (float, 1, 3600),
-})
-_CHOICES.update({"device": DEVICES, "safesearch": SAFESEARCH})
-_REGION = re.compile(r"[a-z]{2}-[a-z]{2}")
-_REVISION = re.compile(r"[\w.\-/]{1,200}")
-_PROXY_SCHEMES = ("http://", "https://", "socks5://", "socks5h://")
 
 # Settings a proposal may change while the agent runs, with the bounds it must stay in.
 TUNABLE_SETTINGS: dict[str, tuple[int, int]] = {
@@ -180,148 +330,79 @@ TUNABLE_SETTINGS: dict[str, tuple[int, int]] = {
 }
 
 
+# Keys that moved into a table, with where they live now: a file that still uses one gets
+# a one-line error naming the new key, and a stored config from an older run is read as new.
+MOVED_KEYS: dict[str, str] = {
+    **{key: f"imitation.{key}" for key in ("epochs", "checkpoint_every", "batch_size",
+                                           "learning_rate", "val_fraction")},
+    **{f"rl_{key}": f"rl.{key}" for key in ("update_every", "learning_rate", "entropy_coef",
+                                            "kl_coef", "value_coef", "gamma",
+                                            "checkpoint_every", "kl_fade")},
+}
+
+
 def config_keys() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
-def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def setting_docs(*, settable_only: bool = True) -> list[KnobDoc]:
+    """Every key a ``config.toml`` may set (dotted for tables), with default and help."""
+    return list(describe(Config, settable_only=settable_only))
 
 
-def _coerce(key: str, value: Any, kind: type) -> Any:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a number, got a boolean")
-    if kind is int:
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if not isinstance(value, int | float):
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ConfigError(f"{key}: must be finite, got {value!r}")
-    return value
+def nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted keys (``"imitation.epochs"``, from the CLI's ``--set``) as nested tables."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        *tables, name = key.split(".")
+        node = out
+        for part in tables:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {part} is a setting, not a table")
+            node = child
+        if isinstance(value, Mapping):
+            # Into a copy: later dotted keys add to it, and the caller's mapping stays as it was.
+            existing = node.get(name)
+            node[name] = {**(existing if isinstance(existing, dict) else {}), **value}
+        else:
+            node[name] = value
+    return out
 
 
-def _check_value(key: str, value: Any) -> Any:
-    if key in _CHOICES:
-        if value not in _CHOICES[key]:
-            raise ConfigError(f"{key}: must be one of {', '.join(_CHOICES[key])}, got {value!r}")
-        return value
-    if key == "teacher_model":
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError("teacher_model: must be a model id or a folder path")
-        return value.strip()
-    if key == "goals":
-        if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise ConfigError("goals: must be a list of strings")
-        goals = tuple(str(g).strip() for g in value if isinstance(g, str) and g.strip())
-        if len(goals) != len(value) or not goals:
-            raise ConfigError("goals: must be a non-empty list of non-empty strings")
-        return goals
-    if key == "rewards":
-        return _rewards(value)
-    if key in _TEXT_CHECKS:
-        return _TEXT_CHECKS[key](value)
-    kind, low, high = _BOUNDS[key]
-    value = _coerce(key, value, kind)
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(f"{key}: must be between {low:g} and {high:g}, got {value!r}")
-    return value
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"rl.clip=0.1"`` -> ``("rl.clip", 0.1)``: the value is read as TOML (numbers, true,
+    quoted strings, lists), and anything TOML cannot read is taken as a bare string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. rl.clip=0.1")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
 
 
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value.strip()
-
-
-def _revision(value: Any) -> str:
-    text = _text("teacher_revision", value)
-    if text and (not _REVISION.fullmatch(text) or ".." in text):
-        raise ConfigError(f"teacher_revision: not a branch, tag or commit: {text!r}")
-    return text
-
-
-def _backend(value: Any) -> str:
-    text = _text("search_backend", value).lower()
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SEARCH_BACKENDS]
-    if not names or unknown:
-        raise ConfigError(f"search_backend: must be one or more of {', '.join(SEARCH_BACKENDS)} "
-                          f"(comma-separated), got {value!r}")
-    return ",".join(names)
-
-
-def _region(value: Any) -> str:
-    text = _text("region", value).lower()
-    if not _REGION.fullmatch(text):
-        raise ConfigError(f"region: must look like 'us-en' or 'wt-wt', got {value!r}")
-    return text
-
-
-def _proxy(value: Any) -> str:
-    text = _text("proxy", value)
-    if text and not (text == "tb" or text.lower().startswith(_PROXY_SCHEMES)):
-        raise ConfigError("proxy: must be a URL starting with http://, https://, socks5:// or "
-                          f"socks5h:// (or \"tb\" for Tor Browser), got {value!r}")
-    return text
-
-
-def _flag(key: str) -> Any:
-    def check(value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-
-    return check
-
-
-_TEXT_CHECKS: dict[str, Any] = {
-    "teacher_revision": _revision, "search_backend": _backend, "region": _region,
-    "proxy": _proxy, "teacher_chat_template": _flag("teacher_chat_template"),
-    "wait_for_training": _flag("wait_for_training"),
-}
-
-
-def _rewards(value: Any) -> RewardTable:
-    if isinstance(value, RewardTable):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError("rewards: must be a table of reward values")
-    known = [f.name for f in fields(RewardTable)]
-    out: dict[str, float] = {}
-    for key, raw in value.items():
-        if key not in known:
-            raise ConfigError(f"rewards.{key}: unknown reward{_suggest(key, known)}")
-        out[key] = _coerce(f"rewards.{key}", raw, float)
-        if abs(out[key]) > 1e6:
-            raise ConfigError(f"rewards.{key}: must be between -1e6 and 1e6")
-    return RewardTable(**out)
+def upgrade_keys(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config from an older version with moved keys put where they live now."""
+    flat = {MOVED_KEYS.get(key, key): value for key, value in stored.items()}
+    return nest(flat)
 
 
 def validate(config: Config) -> Config:
-    """Check every field; return the config with values normalised (ints, floats, tuples)."""
-    changes = {f.name: _check_value(f.name, getattr(config, f.name)) for f in fields(Config)}
-    cfg = replace(config, **changes)
-    if cfg.checkpoint_every > cfg.epochs:
-        raise ConfigError(
-            f"checkpoint_every: must not exceed epochs ({cfg.epochs}), got {cfg.checkpoint_every}"
-        )
-    return cfg
+    """Check every field (a ``Config`` checks itself on construction): kept for callers."""
+    return replace(config)
 
 
-def apply_overrides(config: Config, overrides: dict[str, Any]) -> Config:
-    """Apply ``{key: value}`` overrides (from a file or the CLI), rejecting unknown keys."""
-    known = config_keys()
+def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """Apply overrides (a TOML file's tables, the CLI's flags, dotted keys), rejecting
+    unknown keys; a table may be given in part."""
     for key in overrides:
-        if key not in known:
-            raise ConfigError(f"{key}: unknown setting{_suggest(key, known)}")
-    checked = {key: _check_value(key, value) for key, value in overrides.items()}
-    return validate(replace(config, **checked))
+        if key in MOVED_KEYS:
+            new = MOVED_KEYS[key]
+            raise ConfigError(f"{key}: moved to the [{new.split('.')[0]}] table ({new})")
+    return merge(config, nest(overrides))
 
 
 def load_file(path: Path, base: Config | None = None) -> Config:
@@ -344,12 +425,54 @@ def load_file(path: Path, base: Config | None = None) -> Config:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in fields(Config):
-        value = getattr(config, f.name)
-        if isinstance(value, RewardTable):
-            value = {r.name: getattr(value, r.name) for r in fields(RewardTable)}
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[f.name] = value
-    return out
+    """The settable keys as plain data (TOML-shaped: tables as dicts, tuples as lists), which
+    ``apply_overrides`` takes back (a run's settings are stored so)."""
+    return as_dict(config, settable_only=True)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[\n" + "".join(f"    {_toml_value(v)},\n" for v in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def to_toml(config: Config) -> str:
+    """Every settable key of ``config`` as a ``config.toml``, each with its help as a comment.
+
+    ``load_file`` reads it back to the same ``Config`` (a test walks every key through it).
+    """
+    docs = {doc.key: doc for doc in setting_docs()}
+    sections: dict[str, list[str]] = {}
+    for key, doc in docs.items():
+        section, _, name = key.rpartition(".")
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
+        allowed = f" [{doc.allowed}]" if doc.allowed else ""
+        lines = sections.setdefault(section, [])
+        lines.append(f"# {doc.help}{allowed}")
+        lines.append(f"{name} = {_toml_value(value)}")
+    out: list[str] = []
+    for section, lines in sections.items():
+        if section:
+            out.append(f"\n[{section}]")
+        out.extend(lines)
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def reference_markdown() -> str:
+    """The README's table of every key (a test keeps the two identical)."""
+    rows = ["| key | default | allowed | what |", "| --- | --- | --- | --- |"]
+    for doc in setting_docs():
+        default = _toml_value(doc.default)
+        if isinstance(doc.default, tuple):
+            default = f"{len(doc.default)} goals"
+        allowed = doc.allowed.replace(", ", " / ")
+        rows.append(f"| `{doc.key}` | `{default}` | {allowed} | {doc.help} |")
+    return "\n".join(rows) + "\n"

@@ -106,7 +106,7 @@ def test_export_json_has_the_seed_shape(collected, tmp_path, capsys):
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["run", "--headless", "--iterations", "-5"], "must be at least 1"),
-    (["run", "--headless", "--collect-threshold", "0"], "must be at least 1"),
+    (["run", "--headless", "--collect-threshold", "0"], "must be between 1 and 10000000, got 0"),
     (["run", "--headless", "--world", "mars"], "invalid choice: 'mars'"),
     (["run", "--headless", "--think-interval", "soon"], "expected a number"),
     (["run", "--headless", "--accuracy-gate", "2"], "between 0 and 1"),

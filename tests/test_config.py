@@ -10,8 +10,9 @@ from aegis_tui.config import Config, ConfigError, apply_overrides, load_file, va
 def test_defaults_are_valid_and_match_the_design():
     cfg = validate(Config())
     assert cfg.collect_threshold == 1000 and cfg.check_every == 100
-    assert cfg.epochs == 20 and cfg.checkpoint_every == 5 and cfg.accuracy_gate == 0.6
-    assert cfg.rl_update_every == 10
+    assert cfg.imitation.epochs == 20 and cfg.imitation.checkpoint_every == 5
+    assert cfg.accuracy_gate == 0.6
+    assert cfg.rl.update_every == 10
     r = cfg.rewards
     assert (r.knowledge_per_item, r.improvement_approved, r.proposal_pending,
             r.question_answered, r.search_failed, r.duplicate_proposal, r.idle) == (
@@ -34,8 +35,13 @@ def test_toml_file_overrides_and_rewards(tmp_path):
     ("world = 'mars'", "world: must be one of auto, live, offline, sim"),
     ("think_interval = true", "think_interval: expected a number, got a boolean"),
     ("goals = []", "goals: must be a non-empty list"),
-    ("[rewards]\nidel = 1", "rewards.idel: unknown reward (did you mean 'idle'?)"),
-    ("epochs = 3\ncheckpoint_every = 5", "checkpoint_every: must not exceed epochs"),
+    ("[rewards]\nidel = 1", "rewards.idel: unknown setting (did you mean 'idle'?)"),
+    ("epochs = 3", "epochs: moved to the [imitation] table (imitation.epochs)"),
+    ("[imitation]\nepochs = 0", "imitation.epochs: must be between 1 and 1000, got 0"),
+    ("[rl]\nclip = 'wide'", "rl.clip: expected a number, got 'wide'"),
+    ("[imitation.model]\nd_model = 30\nn_heads = 4", "imitation.model.d_model: must be a multiple"),
+    ("[imitation.model]\nvocab_size = 9", "imitation.model.vocab_size: cannot be set"),
+    ("imitation = 3", "imitation: must be a table of settings"),
     ("this is not toml", "is not valid TOML"),
 ])
 def test_bad_files_give_one_clear_line(tmp_path, text, needle):

@@ -284,10 +284,11 @@ def test_export_of_a_damaged_log_warns_about_what_it_skips(collected: Path, caps
     (b"colect_threshold = 5\n", "unknown setting (did you mean 'collect_threshold'?)"),
     (b"think_interval = 'fast'\n", "think_interval: expected a number"),
     (b"world = 'mars'\n", "world: must be one of auto, live, offline, sim"),
-    (b"[rewards]\nbonus = 1.0\n", "rewards.bonus: unknown reward"),
+    (b"[rewards]\nbonus = 1.0\n", "rewards.bonus: unknown setting"),
     (b"[rewards]\nidle = nan\n", "rewards.idle: must be finite"),
     (b"goals = []\n", "goals: must be a non-empty list"),
-    (b"epochs = 3\ncheckpoint_every = 5\n", "checkpoint_every: must not exceed epochs"),
+    (b"epochs = 3\ncheckpoint_every = 5\n", "epochs: moved to the [imitation] table"),
+    (b"[rl]\ngamma = 1.5\n", "rl.gamma: must be between 0 and 1"),
     (b"this is [not toml\n", "is not valid TOML"),
     (b"\xff\xfe\x00binary", "is not UTF-8 text"),
 ])

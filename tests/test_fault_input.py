@@ -222,18 +222,20 @@ def test_allowed_proposals_stay_inside_their_bounds(data_dir: Path, tmp_path: Pa
     (["run", "--iterations", "0"], "argument --iterations: must be at least 1, got 0"),
     (["run", "--iterations", "-3"], "argument --iterations: must be at least 1, got -3"),
     (["run", "--iterations", "1e3"], "argument --iterations: expected a whole number"),
-    (["run", "--collect-threshold", "0"], "argument --collect-threshold: must be at least 1"),
-    (["run", "--check-every", "0"], "argument --check-every: must be at least 1"),
-    (["run", "--epochs", "0"], "argument --epochs: must be at least 1"),
-    (["run", "--seed", "-1"], "argument --seed: must be at least 0"),
+    (["run", "--collect-threshold", "0"], "argument --collect-threshold: must be between 1 and"),
+    (["run", "--check-every", "0"], "argument --check-every: must be between 1 and"),
+    (["run", "--epochs", "0"], "argument --epochs: must be between 1 and 1000, got 0"),
+    (["run", "--seed", "-1"], "argument --seed: must be between 0 and"),
     (["run", "--world", "mars"], "argument --world: invalid choice: 'mars'"),
     (["run", "--teacher", "gpt5"], "argument --teacher: invalid choice: 'gpt5'"),
-    (["run", "--think-interval", "-1"], "argument --think-interval: must be a finite number"),
-    (["run", "--think-interval", "nan"], "argument --think-interval: must be a finite number"),
-    (["run", "--think-interval", "inf"], "argument --think-interval: must be a finite number"),
+    (["run", "--think-interval", "-1"], "argument --think-interval: must be between 0 and"),
+    (["run", "--think-interval", "nan"], "argument --think-interval: must be finite"),
+    (["run", "--think-interval", "inf"], "argument --think-interval: must be finite"),
     (["run", "--accuracy-gate", "1.5"], "argument --accuracy-gate: must be between 0 and 1"),
-    (["run", "--accuracy-gate", "nan"], "argument --accuracy-gate: must be a finite number"),
-    (["--collect-threshold", "0"], "argument --collect-threshold: must be at least 1"),
+    (["run", "--accuracy-gate", "nan"], "argument --accuracy-gate: must be finite"),
+    (["--collect-threshold", "0"], "argument --collect-threshold: must be between 1 and"),
+    (["run", "--epochs", "two"], "argument --epochs: expected a whole number, got 'two'"),
+    (["run", "--epochs", "1001"], "argument --epochs: must be between 1 and 1000, got 1001"),
     (["answer", "0", "text"], "argument ID: must be at least 1"),
     (["review", "1", "maybe"], "argument verdict: invalid choice: 'maybe'"),
     (["export", "--format", "xml"], "argument --format: invalid choice: 'xml'"),
@@ -248,14 +250,16 @@ def test_out_of_range_arguments_are_argparse_errors(args: list[str], needle: str
     assert err.startswith("usage: aegis-tui") and needle in err and "Traceback" not in err
 
 
-def test_epochs_alone_adjusts_the_checkpoint_interval(data_dir: Path, capsys) -> None:
+def test_epochs_alone_works_and_an_old_flat_key_names_its_table(data_dir: Path,
+                                                                 capsys) -> None:
     code, _, err = cli_in_process(capsys, "run", "--headless", "--quiet", "--world", "sim",
                                   "--teacher", "rules", "--think-interval", "0", "--epochs", "2",
                                   "--iterations", "2", "--data-dir", str(data_dir))
     assert code == 0, err
     (data_dir / "config.toml").write_text("epochs = 2\ncheckpoint_every = 5\n")
     code, _, err = cli_in_process(capsys, "status", "--data-dir", str(data_dir))
-    assert code == 2 and "checkpoint_every: must not exceed epochs" in one_line_error(err)
+    assert code == 2 and ("epochs: moved to the [imitation] table (imitation.epochs)"
+                          in one_line_error(err))
 
 
 # -- msgpack limits ----------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from tests.headless import (
 
 pytestmark = pytest.mark.timeout(400)
 
-CONFIG = "checkpoint_every = 1\nrl_checkpoint_every = 1\nautosave_every = 25\n"
+CONFIG = "autosave_every = 25\n[imitation]\ncheckpoint_every = 1\n[rl]\ncheckpoint_every = 1\n"
 ARGS = (*FAST, "--check-every", "25", "--epochs", "2", "--accuracy-gate", "0")
 # Collection runs more than 600 iterations a second here: while the kills aim at Phase 1
 # the threshold is out of their reach, then it drops so training starts on the next check.

@@ -36,8 +36,9 @@ def test_a_failing_training_child_leaves_the_agent_collecting(
     finished_at: list[int] = []
     # A short timeout only for the hang: starting a worker (importing torch) takes a second.
     timeout = 1.0 if fault == "hang" else 120.0
-    with make_runtime(data_dir, collect_threshold=60, check_every=20, epochs=1,
-                      checkpoint_every=1, training_timeout_s=timeout) as rt:
+    with make_runtime(data_dir, collect_threshold=60, check_every=20,
+                      imitation={"epochs": 1, "checkpoint_every": 1},
+                      training_timeout_s=timeout) as rt:
         agent = rt.agent
 
         def watch(event: Event) -> None:

@@ -168,7 +168,7 @@ def test_a_teacher_unrelated_to_the_state_scores_the_baseline(examples) -> None:
 
 
 def test_settings_round_trip_and_validation() -> None:
-    s = ImitationSettings.from_config(Config(), model=SMALL)
+    s = replace(Config().imitation, model=SMALL)
     assert s.epochs == 20 and s.checkpoint_every == 5 and s.batch_size == 64
     assert ImitationSettings.from_dict(s.to_dict()) == s
     assert ImitationSettings.from_dict({"epochs": 3.0}).epochs == 3

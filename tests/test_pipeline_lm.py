@@ -28,8 +28,8 @@ from aegis_tui.storage.database import Database
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = {"collect_threshold": 400, "epochs": 6, "checkpoint_every": 3, "gate_trial_after": 1,
-        "fallback_window": 100}
+FAST = {"collect_threshold": 400, "imitation": {"epochs": 6, "checkpoint_every": 3},
+        "gate_trial_after": 1, "fallback_window": 100}
 
 
 def run_with(tmp_path: Path, arch: str, init_range: float, iterations: int) -> PipelineRun:

@@ -309,12 +309,8 @@ def test_exploration_keeps_every_available_action_alive(states) -> None:
         HRMPolicy(model, explore=1.0)
 
 
-def test_settings_from_config() -> None:
-    config = Config()
-    s = RLSettings.from_config(config)
-    assert (s.learning_rate, s.entropy_coef, s.kl_coef, s.value_coef, s.update_every,
-            s.gamma) == (config.rl_learning_rate, config.rl_entropy_coef, config.rl_kl_coef,
-                         config.rl_value_coef, config.rl_update_every, config.rl_gamma)
+def test_rl_settings_are_the_config_table_and_check_their_ranges() -> None:
+    assert Config().rl == RLSettings()
     for bad in ({"update_every": 0}, {"explore": 1.0}, {"clip": 0.0}, {"gae_lambda": 1.5}):
         with pytest.raises(ValueError):
             RLSettings(**bad)

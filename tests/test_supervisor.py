@@ -12,7 +12,7 @@ import pytest
 
 from aegis_tui.bench.learning_speed import write_example_log
 from aegis_tui.bench.synthetic_states import synthetic_examples
-from aegis_tui.config import Config
+from aegis_tui.config import Config, apply_overrides
 from aegis_tui.events import Event, Notice, TrainingFinished, TrainingProgress
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.checkpoints import load_checkpoint, save_checkpoint
@@ -20,8 +20,8 @@ from aegis_tui.training.supervisor import CANDIDATE_NAME, TrainingSupervisor
 from aegis_tui.training.worker import FAULT_ENV
 
 TINY = {"model": {"d_model": 32, "n_heads": 2, "expansion": 2.0}}
-CONFIG = replace(Config(), epochs=3, checkpoint_every=1, accuracy_gate=0.0,
-                 training_timeout_s=120.0)
+CONFIG = apply_overrides(Config(), {"imitation": {"epochs": 3, "checkpoint_every": 1},
+                                    "accuracy_gate": 0.0, "training_timeout_s": 120.0})
 
 
 @pytest.fixture
@@ -85,7 +85,8 @@ def test_happy_path(data) -> None:
 
 def test_gate_not_passed(data) -> None:
     paths, end = data
-    sup = _supervisor(paths, replace(CONFIG, epochs=1, accuracy_gate=1.0))
+    sup = _supervisor(paths, apply_overrides(CONFIG, {"imitation.epochs": 1,
+                                                      "accuracy_gate": 1.0}))
     sup.start(end_offset=end, examples=100, forced=True)
     done = _finished(_until_finished(sup))
     assert done.ok and not done.passed_gate and "did not pass" in done.message
@@ -158,7 +159,7 @@ def test_hanging_child_times_out(data) -> None:
 def test_protocol_and_output_faults(data, fault: str, expected: str) -> None:
     paths, end = data
     before = _previous_model(paths)
-    sup = _supervisor(paths, replace(CONFIG, epochs=1), fault=fault)
+    sup = _supervisor(paths, apply_overrides(CONFIG, {"imitation.epochs": 1}), fault=fault)
     sup.start(end_offset=end, examples=100, forced=False)
     done = _finished(_until_finished(sup))
     assert not done.ok and expected in done.message, done.message

@@ -92,7 +92,7 @@ def test_rare_lines_survive_a_flood_of_iterations() -> None:
 
 
 def test_phase_words_for_each_phase() -> None:
-    config = sim_config(epochs=20)
+    config = sim_config(imitation={"epochs": 20})
     model = DashboardModel(config)
     model.apply([_state(347, examples=347, threshold=1000)])
     progress = model.phase_progress()

@@ -48,7 +48,7 @@ def _state(iteration: int, phase: int, hrm: bool) -> StateChanged:
 
 
 async def test_training_and_rl_panes_follow_the_events(paths: DataPaths) -> None:
-    app = AegisApp(sim_config(epochs=20), paths, start_paused=True)
+    app = AegisApp(sim_config(imitation={"epochs": 20}), paths, start_paused=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(app)
         curves = app.query_one(CurvesPane)
@@ -86,7 +86,8 @@ async def test_training_and_rl_panes_follow_the_events(paths: DataPaths) -> None
 
 async def test_forced_training_reaches_the_training_pane_and_quit_stops_the_child(
         paths: DataPaths) -> None:
-    app = AegisApp(sim_config(epochs=200, checkpoint_every=50), paths, start_paused=True)
+    app = AegisApp(sim_config(imitation={"epochs": 200, "checkpoint_every": 50}), paths,
+                   start_paused=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_ready(app)
         await pilot.press("t")

@@ -142,7 +142,7 @@ class LearningController:
                 ok=False, val_accuracy=None, passed_gate=False,
                 message=f"could not start training: {type(exc).__name__}: {exc}"))]
         self._save()
-        return [TrainingStarted(examples=count, epochs=self.config.epochs, forced=forced),
+        return [TrainingStarted(examples=count, epochs=self.config.imitation.epochs, forced=forced),
                 PhaseChanged(old=int(old), new=int(self.phases.phase), hrm_active=False,
                              reason=f"training on {count} examples in a child process")]
 
@@ -276,7 +276,7 @@ class LearningController:
             return []
         events: list[Event] = []
         state = self.phases.state
-        every = self.config.rl_update_every
+        every = self.config.rl.update_every
         if decision.policy == "hrm" and self._rl is not None:
             state.rl_iterations += 1
             self._rl.record(iteration, snapshot, decision, result.reward, result.pending)
@@ -289,7 +289,7 @@ class LearningController:
                     events.append(RLUpdated(update=state.rl_updates, loss=stats.loss,
                                             mean_reward=stats.mean_reward,
                                             entropy=stats.entropy, kl=stats.kl))
-                    if state.rl_updates % self.config.rl_checkpoint_every == 0:
+                    if state.rl_updates % self.config.rl.checkpoint_every == 0:
                         events.extend(self._checkpoint_rl())
                 events.extend(self._compare(iteration))
         elif self.phases.should_retry_hrm(iteration):
@@ -341,8 +341,8 @@ class LearningController:
 
     def _fade_kl(self, hrm: Stretch | None, reference: Stretch | None) -> None:
         """Full pull to the imitation policy until the HRM leads the teacher, none once it
-        leads by ``rl_kl_fade`` (a share of the teacher's reward, at least of 1.0)."""
-        fade = self.config.rl_kl_fade
+        leads by ``rl.kl_fade`` (a share of the teacher's reward, at least of 1.0)."""
+        fade = self.config.rl.kl_fade
         if self._rl is None or fade <= 0 or hrm is None or reference is None:
             return
         if hrm.n < self.config.fallback_window:

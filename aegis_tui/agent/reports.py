@@ -66,11 +66,11 @@ def gather(paths: DataPaths, config: Config) -> Sources:
     stored = meta.get(CONFIG_META_KEY)
     if isinstance(stored, dict):
         # Thresholds the running agent was started with beat this terminal's defaults.
-        from aegis_tui.config import ConfigError, apply_overrides, config_keys
+        from aegis_tui.config import ConfigError, apply_overrides, config_keys, upgrade_keys
 
         known = set(config_keys())
         with contextlib.suppress(ConfigError):
-            config = apply_overrides(config, {k: v for k, v in stored.items()
+            config = apply_overrides(config, {k: v for k, v in upgrade_keys(stored).items()
                                               if k in known and k != "rewards"})
     labels = [0] * len(ACTION_NAMES)
     knowledge = count = 0
@@ -191,9 +191,9 @@ def training_data(src: Sources) -> dict[str, Any]:
                      f"training triggers at {needed} examples ({left} to go)")
     elif state.phase == Phase.IMITATION:
         epoch = len(last.epochs) if last else 0
-        milestone = f"imitation training running (epoch {epoch}/{src.config.epochs})"
+        milestone = f"imitation training running (epoch {epoch}/{src.config.imitation.epochs})"
     elif state.hrm_active:
-        milestone = (f"RL update every {src.config.rl_update_every} iterations; "
+        milestone = (f"RL update every {src.config.rl.update_every} iterations; "
                      f"{state.rl_updates} done")
     else:
         milestone = f"teacher deciding after a fall-back; HRM retries at iteration " \

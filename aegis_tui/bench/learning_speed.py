@@ -53,8 +53,9 @@ def measure_hrm_decide_ms(repeats: int) -> list[float]:
 def measure_rl_update_ms(repeats: int, batch: int = 10) -> list[float]:
     """Milliseconds per ``RLTrainer.update`` on ``batch`` decisions recorded as the agent
     records them (with the policy's carry); recording is not timed."""
+    from aegis_tui.config import RLSettings
     from aegis_tui.policy.hrm_policy import HRMPolicy
-    from aegis_tui.training.rl import RLSettings, RLTrainer
+    from aegis_tui.training.rl import RLTrainer
 
     model = _model()
     policy = HRMPolicy(model, seed=0)

@@ -153,7 +153,8 @@ def bench_rl(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
 def bench_sim(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     """Iterations per second of the whole Phase 3 loop (HRM deciding, RL updating)."""
     from aegis_tui.bench.pipeline import run_phase3
-    from aegis_tui.training.imitation import ImitationSettings, train_imitation
+    from aegis_tui.config import ImitationSettings
+    from aegis_tui.training.imitation import train_imitation
 
     examples = _collect_examples(workdir, 600)
     result = train_imitation(examples, ImitationSettings(epochs=5, checkpoint_every=5),

@@ -40,7 +40,8 @@ def _start_training_child(workdir: Path) -> Any:
 
     paths = run_agent(workdir / "train-data", 43, RulesTeacher(43), 1000,
                       collect_threshold=10_000_000)
-    config = apply_overrides(Config(), {"epochs": 1000, "checkpoint_every": 1000,
+    config = apply_overrides(Config(), {"imitation.epochs": 1000,
+                                        "imitation.checkpoint_every": 1000,
                                         "training_timeout_s": 3600})
     supervisor = TrainingSupervisor(paths, config)
     supervisor.start(end_offset=paths.examples.stat().st_size, examples=1000, forced=True)

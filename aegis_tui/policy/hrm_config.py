@@ -6,71 +6,60 @@ without loading torch. The defaults are the size the timing targets were measure
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from aegis_tui.actions import ACTIONS
+from aegis_tui.knobs import ConfigError, as_dict, build, check_fields, knob
 from aegis_tui.policy.features import FEATURE_LEN, FEATURE_VERSION, VOCAB_SIZE
+
+_ENCODER = "set by the feature encoder"
 
 
 @dataclass(frozen=True, slots=True)
 class HRMConfig:
-    vocab_size: int = VOCAB_SIZE
-    seq_len: int = FEATURE_LEN
-    d_model: int = 160
-    n_heads: int = 2
-    expansion: float = 4.0
-    H_layers: int = 1
-    L_layers: int = 1
-    H_cycles: int = 2
-    L_cycles: int = 2
-    n_actions: int = len(ACTIONS)
-    rms_norm_eps: float = 1e-5
-    slots_per_position: int = 2
-    ordinal_embeddings: bool = True
-    feature_version: int = FEATURE_VERSION
+    """The ``[imitation.model]`` table. The upper bounds also keep a hostile checkpoint's
+    config from asking for gigabytes."""
+
+    TABLE: ClassVar[str] = "imitation.model"
+
+    vocab_size: int = knob(VOCAB_SIZE, "token vocabulary", low=1, high=1_000_000,
+                           fixed=_ENCODER)
+    seq_len: int = knob(FEATURE_LEN, "tokens per state", low=1, high=4096, fixed=_ENCODER)
+    d_model: int = knob(160, "width of the transformer blocks (a multiple of n_heads)",
+                        low=1, high=4096)
+    n_heads: int = knob(2, "attention heads", low=1, high=64)
+    expansion: float = knob(4.0, "MLP width as a multiple of d_model", low=0.1, high=16.0)
+    H_layers: int = knob(1, "blocks in the slow (high-level) module", low=1, high=32)
+    L_layers: int = knob(1, "blocks in the fast (low-level) module", low=1, high=32)
+    H_cycles: int = knob(2, "slow-module steps per decision", low=1, high=16)
+    L_cycles: int = knob(2, "fast-module steps per slow step", low=1, high=16)
+    n_actions: int = knob(len(ACTIONS), "actions the policy head scores", low=1, high=64,
+                          fixed="the agent's four actions")
+    rms_norm_eps: float = knob(1e-5, "RMSNorm epsilon", low=1e-12, high=0.5)
+    slots_per_position: int = knob(2, "feature slots summed into one position (divides "
+                                      "seq_len)", low=1, high=64)
+    ordinal_embeddings: bool = knob(True, "count and age slots get an ordinal embedding")
+    feature_version: int = knob(FEATURE_VERSION, "feature encoding the model was trained on",
+                                low=1, fixed=_ENCODER)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "ordinal_embeddings":
-                if not isinstance(value, bool):
-                    raise ValueError("HRMConfig.ordinal_embeddings must be true or false")
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"HRMConfig.{f.name} must be a number, got {value!r}")
+        check_fields(self)
         if self.d_model % self.n_heads:
-            raise ValueError("HRMConfig.d_model must be a multiple of n_heads")
-        for name in ("vocab_size", "seq_len", "d_model", "n_heads", "H_layers", "L_layers",
-                     "H_cycles", "L_cycles", "n_actions", "slots_per_position",
-                     "feature_version"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"HRMConfig.{name} must be a positive integer")
+            raise ConfigError(f"{self.TABLE}.d_model: must be a multiple of n_heads "
+                              f"({self.n_heads}), got {self.d_model}")
         if self.seq_len % self.slots_per_position:
-            raise ValueError("HRMConfig.seq_len must be a multiple of slots_per_position")
-        if not 0 < self.expansion <= 16 or not 0 < self.rms_norm_eps < 1:
-            raise ValueError("HRMConfig.expansion or rms_norm_eps is out of range")
-        # Bounds keep a hostile checkpoint's config from asking for gigabytes.
-        limits = {"vocab_size": 1_000_000, "seq_len": 4096, "d_model": 4096, "n_heads": 64,
-                  "H_layers": 32, "L_layers": 32, "H_cycles": 16, "L_cycles": 16,
-                  "n_actions": 64, "slots_per_position": 64}
-        for name, limit in limits.items():
-            if getattr(self, name) > limit:
-                raise ValueError(f"HRMConfig.{name} must be at most {limit}")
+            raise ConfigError(f"{self.TABLE}.slots_per_position: must divide seq_len "
+                              f"({self.seq_len}), got {self.slots_per_position}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return as_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> HRMConfig:
-        """Rebuild from ``to_dict`` output; ``ValueError`` on unknown or bad keys."""
-        if not isinstance(data, dict):
-            raise ValueError("model config must be a map")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"model config has unknown keys: {', '.join(map(str, unknown))}")
-        return cls(**data)
+        """Rebuild from ``to_dict`` output; ``ConfigError`` (a ``ValueError``) on unknown or
+        bad keys."""
+        return build(cls, data, "model config")
 
     @property
     def positions(self) -> int:

@@ -52,23 +52,18 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aegis_tui.actions import ACTIONS
-from aegis_tui.policy.hrm_config import HRMConfig
+from aegis_tui.config import ImitationSettings
 from aegis_tui.training.example_log import Example
-from aegis_tui.training.returns import (
-    VALUE_WARMUP_STEPS,
-    consecutive_chain,
-    discounted_return,
-)
+from aegis_tui.training.returns import consecutive_chain, discounted_return
 
 if TYPE_CHECKING:
     import torch
 
-    from aegis_tui.config import Config
     from aegis_tui.policy.hrm import HRM
 
 TRAINED_NAME = "hrm_trained.pt"
@@ -76,98 +71,6 @@ TRAINED_NAME = "hrm_trained.pt"
 
 class ImitationError(ValueError):
     """Training cannot run on this input (e.g. too few examples); one-line message."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImitationSettings:
-    epochs: int = 20
-    checkpoint_every: int = 5
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    val_fraction: float = 0.15
-    weight_decay: float = 0.01
-    warmup_steps: int = 20
-    min_lr_ratio: float = 0.1
-    label_smoothing: float = 0.05
-    soft_targets: bool = True
-    hard_target_weight: float = 0.25  # share of the target on the teacher's top action
-    value_coef: float = 0.05
-    value_gamma: float = 0.9
-    value_n_step: int = VALUE_WARMUP_STEPS
-    ema_decay: float = 0.97
-    max_grad_norm: float = 1.0
-    min_examples: int = 20
-    model: HRMConfig = field(default_factory=HRMConfig)
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("epochs", 1 <= self.epochs <= 10_000),
-            ("checkpoint_every", self.checkpoint_every >= 1),
-            ("batch_size", 1 <= self.batch_size <= 65_536),
-            ("learning_rate", 0 < self.learning_rate <= 1),
-            ("val_fraction", 0 < self.val_fraction < 1),
-            ("weight_decay", 0 <= self.weight_decay <= 1),
-            ("warmup_steps", self.warmup_steps >= 0),
-            ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1),
-            ("label_smoothing", 0 <= self.label_smoothing < 1),
-            ("hard_target_weight", 0 <= self.hard_target_weight <= 1),
-            ("value_coef", 0 <= self.value_coef <= 100),
-            ("value_gamma", 0 <= self.value_gamma <= 1),
-            ("value_n_step", 1 <= self.value_n_step <= 1000),
-            ("ema_decay", 0 <= self.ema_decay < 1),
-            ("max_grad_norm", self.max_grad_norm > 0),
-            ("min_examples", self.min_examples >= 2),
-        )
-        for name, ok in checks:
-            if not ok:
-                raise ValueError(f"imitation setting {name} is out of range: "
-                                 f"{getattr(self, name)!r}")
-
-    @classmethod
-    def from_config(cls, config: Config, **overrides: Any) -> ImitationSettings:
-        base = cls(
-            epochs=config.epochs,
-            checkpoint_every=config.checkpoint_every,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            val_fraction=config.val_fraction,
-            value_gamma=config.rl_gamma,
-        )
-        return replace(base, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["model"] = self.model.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Any) -> ImitationSettings:
-        """Rebuild from ``to_dict`` output (e.g. the worker's JSON argument)."""
-        if not isinstance(data, dict):
-            raise ValueError("imitation settings must be a map")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown imitation settings: {', '.join(map(str, unknown))}")
-        values = dict(data)
-        if "model" in values:
-            values["model"] = HRMConfig.from_dict(values["model"])
-        defaults = cls()
-        for f in fields(cls):
-            if f.name not in values or f.name == "model":
-                continue
-            value, expected = values[f.name], type(getattr(defaults, f.name))
-            if expected is bool:
-                ok = isinstance(value, bool)
-            else:
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-                if ok and expected is int:
-                    ok = float(value).is_integer()
-                    value = int(value) if ok else value
-            if not ok:
-                raise ValueError(f"imitation setting {f.name} has the wrong type: {value!r}")
-            values[f.name] = value
-        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)

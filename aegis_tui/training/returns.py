@@ -3,18 +3,16 @@
 - RL (``training/rl.py``) credits a decision with a generalised advantage estimate over the
   consecutive decisions after it, bootstrapped from the value head's estimates (``gae``).
 - Imitation (``training/imitation.py``) warms the value head up on the *teacher's*
-  discounted return over the next ``VALUE_WARMUP_STEPS`` consecutive decisions
+  discounted return over the next ``imitation.value_n_step`` (10) consecutive decisions
   (``discounted_return``). It cannot bootstrap: there is no trained value head yet, and the
   point is to give RL's critic a sensible start, not RL's exact target. Both use the same
-  discount (``rl_gamma``) and stop at a gap in the iterations (a restart, or the other
+  discount (``rl.gamma``) and stop at a gap in the iterations (a restart, or the other
   policy deciding in between).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-VALUE_WARMUP_STEPS = 10  # decisions imitation's value target looks ahead
 
 
 def gae(rewards: Sequence[float], values: Sequence[float], bootstrap: float, gamma: float,

@@ -50,10 +50,11 @@ import math
 import random
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis_tui.config import RLSettings
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.training.returns import gae
 
@@ -63,64 +64,7 @@ MAX_ENTROPY_BOOST = math.log(30.0)  # the entropy weight rises at most 30-fold
 if TYPE_CHECKING:
     import torch
 
-    from aegis_tui.config import Config
     from aegis_tui.policy.hrm import HRM, Carry
-
-
-@dataclass(frozen=True, slots=True)
-class RLSettings:
-    learning_rate: float = 1e-3
-    entropy_coef: float = 0.01  # the bonus's starting weight
-    target_entropy: float = 0.2  # nats; the weight rises while the policy is below (0: off)
-    kl_coef: float = 0.1
-    value_coef: float = 0.5
-    update_every: int = 10
-    max_grad_norm: float = 1.0
-    horizon: int = 200
-    minibatch: int = 32
-    replay: int = 128
-    clip: float = 0.2
-    explore: float = 0.05
-    explore_ratio: str = "policy"  # ratio against "policy" (own probability) or "behaviour"
-    value_loss: str = "mse"  # "mse" scaled by the returns' spread, or "huber" on raw ones
-    max_transitions: int = 2000
-    train_low_level: bool = False
-    weight_decay: float = 0.0
-    gamma: float = 0.9
-    gae_lambda: float = 0.9
-    n_step: int = 32
-
-    def __post_init__(self) -> None:
-        for name in ("learning_rate", "max_grad_norm", "clip"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"RL setting {name} must be positive")
-        for name in ("entropy_coef", "kl_coef", "value_coef", "weight_decay",
-                     "target_entropy"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"RL setting {name} must not be negative")
-        for name in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"RL setting {name} must be between 0 and 1")
-        if not 0 <= self.explore < 1:
-            raise ValueError("RL setting explore must be in [0, 1)")
-        if self.explore_ratio not in ("policy", "behaviour"):
-            raise ValueError("RL setting explore_ratio must be 'policy' or 'behaviour'")
-        for name in ("update_every", "horizon", "minibatch", "replay", "max_transitions",
-                     "n_step"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RL setting {name} must be at least 1")
-
-    @classmethod
-    def from_config(cls, config: Config, **overrides: Any) -> RLSettings:
-        base = cls(
-            learning_rate=config.rl_learning_rate,
-            entropy_coef=config.rl_entropy_coef,
-            kl_coef=config.rl_kl_coef,
-            value_coef=config.rl_value_coef,
-            update_every=config.rl_update_every,
-            gamma=config.rl_gamma,
-        )
-        return replace(base, **overrides)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,14 +40,14 @@ class RLSession:
         from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
         from aegis_tui.policy.hrm_policy import HRMPolicy
         from aegis_tui.policy.torch_threads import limit_agent_threads
-        from aegis_tui.training.rl import RLSettings, RLTrainer
+        from aegis_tui.training.rl import RLTrainer
 
         limit_agent_threads()
         reference = load_checkpoint(paths.trained_checkpoint).build_model()
         reference.eval()
         for parameter in reference.parameters():
             parameter.requires_grad_(False)
-        settings = RLSettings.from_config(config)
+        settings = config.rl
         warnings: list[str] = []
         trainer: RLTrainer | None = None
         source = paths.trained_checkpoint.name

@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from aegis_tui.config import Config
 from aegis_tui.events import Event, Notice, TrainingFinished, TrainingProgress
+from aegis_tui.knobs import merge
 from aegis_tui.paths import DataPaths
 from aegis_tui.storage.atomic import fsync_dir
 from aegis_tui.text import clean
@@ -154,16 +155,11 @@ class TrainingSupervisor:
         return self._run.process.pid if self._run is not None else None
 
     def _settings_json(self) -> str:
-        cfg = self.config
-        settings = {
-            "epochs": cfg.epochs,
-            "checkpoint_every": cfg.checkpoint_every,
-            "batch_size": cfg.batch_size,
-            "learning_rate": cfg.learning_rate,
-            "val_fraction": cfg.val_fraction,
-            **self.extra_settings,
-        }
-        return json.dumps(settings)
+        # The [imitation] table whole (the worker gets every knob), plus a test's or the
+        # bench's extras on top; a bad extra is a one-line ConfigError here, not in the child.
+        settings = merge(self.config.imitation, self.extra_settings, "imitation.",
+                         internal=True)
+        return json.dumps(settings.to_dict())
 
     def _open_log(self) -> IO[bytes]:
         log = self.paths.worker_log

@@ -149,9 +149,10 @@ def _watch_parent(parent: int, interval_s: float = 0.1) -> threading.Thread:
 
 
 def run(args: argparse.Namespace, proto: _Protocol) -> int:
+    from aegis_tui.config import ImitationSettings
     from aegis_tui.paths import DataPaths
     from aegis_tui.training.example_log import ExampleLogError, read_examples
-    from aegis_tui.training.imitation import ImitationError, ImitationSettings
+    from aegis_tui.training.imitation import ImitationError
 
     parent = args.parent_pid or _PARENT_AT_START
     _watch_parent(parent)

@@ -36,7 +36,8 @@ async def _measure(repeats: int, workdir: Path, with_training: bool,
     root = workdir / "latency-data"
     paths = prepare_data_dir(root, PROBE_ITERATIONS)
     # Many epochs so the child is still training while we measure; it is stopped at exit.
-    config = sim_config(**{"think_interval": 0, "epochs": 1000, "checkpoint_every": 1000,
+    config = sim_config(**{"think_interval": 0,
+                           "imitation": {"epochs": 1000, "checkpoint_every": 1000},
                            **overrides})
     app = AegisApp(config, paths)
     out: list[float] = []

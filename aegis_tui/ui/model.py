@@ -137,7 +137,7 @@ class DashboardModel:
         if view.epochs and not self.training.active and not self.training.epochs:
             # A restart: show the last run's curve until a new run starts.
             self.training.epochs = list(view.epochs)
-            self.training.epochs_total = self.config.epochs
+            self.training.epochs_total = self.config.imitation.epochs
             changed.add(TRAINING)
         if old is not None and old.curves == view.curves and old.rolling == view.rolling \
                 and old.phase_state == view.phase_state:
@@ -296,7 +296,7 @@ class DashboardModel:
                 words += f" and loading the teacher model {clean(self.config.teacher_model, 60)}"
             return Progress(0, None, words + "…")
         if phase == 2 or training.active:
-            total = training.epochs_total or self.config.epochs
+            total = training.epochs_total or self.config.imitation.epochs
             if training.epochs:
                 e = training.epochs[-1]
                 words = (f"epoch {e.epoch}/{total}, loss {e.loss:.2f}, "
@@ -364,7 +364,7 @@ class DashboardModel:
             words = (f"reward trial after {state.gate_failures} runs below the gate: HRM "
                      f"decides {done}/{window}; {rewards}")
             return Progress(done, window, words)
-        every = max(1, self.config.rl_checkpoint_every)
+        every = max(1, self.config.rl.checkpoint_every)
         done = self.rl_updates
         words = f"RL updates {done}, {rewards}"
         return Progress(done % every, every, words)

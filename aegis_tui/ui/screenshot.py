@@ -17,7 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aegis_tui.config import WORLDS, Config, ConfigError, apply_overrides, config_keys
+from aegis_tui.config import (
+    WORLDS,
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_keys,
+    upgrade_keys,
+)
 from aegis_tui.paths import DataPaths
 from aegis_tui.ui.harness import copy_data_dir, wait_ready
 
@@ -38,7 +45,7 @@ def stored_config(paths: DataPaths, **overrides: Any) -> Config:
                 db.close()
             if isinstance(stored, dict):
                 known = set(config_keys())
-                settings = {k: v for k, v in stored.items() if k in known}
+                settings = {k: v for k, v in upgrade_keys(stored).items() if k in known}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return apply_overrides(Config(), settings)

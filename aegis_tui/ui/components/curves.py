@@ -74,7 +74,7 @@ class CurvesPane(Vertical):
         if model.metrics is not None:
             self._draw_rewards(model.metrics.curves, teacher)
         epochs = tuple(model.training.epochs)
-        total = model.training.epochs_total or model.config.epochs
+        total = model.training.epochs_total or model.config.imitation.epochs
         if (epochs, total) != self._epochs:
             self._epochs = (epochs, total)
             self._draw_training(epochs, total)
