@@ -19,6 +19,7 @@ from typing import Any
 
 from aegis_tui.config import WORLDS, Config, ConfigError, apply_overrides, config_keys
 from aegis_tui.paths import DataPaths
+from aegis_tui.storage.database import Database, DatabaseError
 from aegis_tui.ui.harness import copy_data_dir, wait_ready
 
 TITLE = "aegis-tui"
@@ -26,8 +27,6 @@ TITLE = "aegis-tui"
 
 def stored_config(paths: DataPaths, **overrides: Any) -> Config:
     """The config the directory's last run used (``meta.config``), then ``overrides``."""
-    from aegis_tui.storage.database import Database, DatabaseError
-
     settings: dict[str, Any] = {}
     if paths.database.exists():
         with contextlib.suppress(DatabaseError):
