@@ -167,7 +167,8 @@ def test_the_readme_lists_every_key_as_declared() -> None:
 
 def test_the_reference_block_is_rewritten_in_place(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- config-reference -->\nSTALE-ROW\n<!-- /config-reference -->\nend\n")
+    readme.write_text("# x\n<!-- config-reference -->\nSTALE-ROW\n"
+                      "<!-- /config-reference -->\nend\n")
     assert rewrite(readme)
     text = readme.read_text()
     assert text.startswith("# x\n<!-- config-reference -->\n| key |") and text.endswith(

@@ -14,11 +14,12 @@ from headless import cli_in_process, one_line_error
 
 from aegis_tui.agent.phases import PHASE_META_KEY, PhaseState
 from aegis_tui.agent.runtime import AgentRuntime
+from aegis_tui.config import ImitationSettings
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.hrm import HRMConfig
 from aegis_tui.storage.database import Database
 from aegis_tui.training.example_log import read_examples
-from aegis_tui.training.imitation import ImitationSettings, train_imitation
+from aegis_tui.training.imitation import train_imitation
 from aegis_tui.ui.app import AegisApp
 from aegis_tui.ui.harness import copy_data_dir, prepare_data_dir, sim_config, wait_ready, wait_until
 from aegis_tui.ui.screens.gate import GateScreen

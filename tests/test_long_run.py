@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from aegis_tui.bench.pipeline import run_agent, run_phase3, window_stats
+from aegis_tui.config import ImitationSettings
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.hrm import HRMConfig
 from aegis_tui.policy.rules_teacher import RulesTeacher
 from aegis_tui.training.example_log import read_examples
-from aegis_tui.training.imitation import ImitationSettings, train_imitation
+from aegis_tui.training.imitation import train_imitation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,13 +12,13 @@ import torch
 
 from aegis_tui.actions import Action
 from aegis_tui.bench.synthetic_states import synthetic_examples
-from aegis_tui.config import Config
+from aegis_tui.config import Config, RLSettings
 from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
 from aegis_tui.policy.features import featurize
 from aegis_tui.policy.hrm import HRMConfig, build_model
 from aegis_tui.policy.hrm_policy import HRMPolicy
 from aegis_tui.training.returns import gae
-from aegis_tui.training.rl import RLSettings, RLTrainer
+from aegis_tui.training.rl import RLTrainer
 
 SMALL = HRMConfig(d_model=32, n_heads=2, expansion=2.0)
 TARGET = Action.ASK_HUMAN.class_index

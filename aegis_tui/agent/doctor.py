@@ -20,7 +20,10 @@ from pathlib import Path
 
 from aegis_tui.config import Config
 from aegis_tui.paths import DataPaths
+from aegis_tui.storage.database import Database
+from aegis_tui.storage.lock import describe, read_holder
 from aegis_tui.text import clean
+from aegis_tui.world.live import probe_web
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 LOW_DISK_BYTES = 500 * 1024**2
@@ -122,8 +125,6 @@ def check_web(config: Config, probe: Probe | None = None) -> Check:
     if config.world in ("sim", "offline"):
         return Check(OK, "web", f"not needed (--world {config.world})")
     if probe is None:
-        from aegis_tui.world.live import probe_web
-
         probe = probe_web
     try:
         reachable, reason = probe(config.probe_timeout_s)
@@ -151,8 +152,6 @@ def _tree_size(root: Path) -> int:
 
 
 def check_data_dir(paths: DataPaths) -> list[Check]:
-    from aegis_tui.storage.lock import describe, read_holder
-
     root = paths.root
     existing = root
     while not existing.exists() and existing != existing.parent:
@@ -182,8 +181,6 @@ def check_data_dir(paths: DataPaths) -> list[Check]:
 
 
 def _check_database(paths: DataPaths) -> Check:
-    from aegis_tui.storage.database import Database
-
     if not paths.database.exists():
         return Check(OK, "database", f"{paths.database.name}: none yet (created at the first "
                                      "run)")

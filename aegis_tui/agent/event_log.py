@@ -32,6 +32,7 @@ from aegis_tui.events import (
     TrainingStarted,
 )
 from aegis_tui.paths import DataPaths
+from aegis_tui.policy.model_download import describe_status
 from aegis_tui.text import clean
 
 LOGGER_NAME = "aegis"
@@ -88,8 +89,6 @@ def describe(event: Event) -> tuple[int, str] | None:
         case KnowledgeAdded():
             return None
         case DownloadProgress(milestone=True):
-            from aegis_tui.policy.model_download import describe_status
-
             return logging.INFO, describe_status(event)
         case DownloadProgress():
             return None  # the dashboard shows every one; the log a line per file or 5 s

@@ -12,7 +12,14 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from aegis_tui.policy.model_download import DownloadStatus, describe_status, human_bytes
+from aegis_tui.policy import lm_teacher
+from aegis_tui.policy.model_download import (
+    DownloadStatus,
+    ModelDownloadError,
+    describe_status,
+    download_model,
+    human_bytes,
+)
 from aegis_tui.text import clean
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -56,9 +63,6 @@ class _ProgressBar:
 def fetch_model(model: str, *, revision: str = "", stall_timeout_s: float = 60.0,
                 cache_dir: str | None = None, stream: IO[str] | None = None) -> int:
     """Download ``model`` (a hub id) at ``revision``; returns the process exit code."""
-    from aegis_tui.policy import lm_teacher
-    from aegis_tui.policy.model_download import ModelDownloadError, download_model
-
     name = clean(model, 120)
     if not model:
         _err("no model given")

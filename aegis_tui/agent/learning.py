@@ -28,9 +28,12 @@ from aegis_tui.events import (
 )
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.base import Decision, Policy
+from aegis_tui.policy.hrm_policy import HRMPolicy
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.storage.database import Database
 from aegis_tui.training.example_log import ExampleLog
+from aegis_tui.training.rl_session import RLSession
+from aegis_tui.training.supervisor import TrainingSupervisor
 
 if TYPE_CHECKING:
     from aegis_tui.agent.executor import ActionResult, Credit
@@ -125,8 +128,6 @@ class LearningController:
         return events
 
     def _start_training(self, iteration: int, forced: bool) -> list[Event]:
-        from aegis_tui.training.supervisor import TrainingSupervisor
-
         if self._supervisor is None:
             self._supervisor = TrainingSupervisor(self.paths, self.config)
         self.examples.sync()
@@ -243,14 +244,11 @@ class LearningController:
         session = self._rl
         if session is None:
             return None
-        from aegis_tui.policy.hrm_policy import HRMPolicy
 
         return HRMPolicy(session.trainer.reference, sample=False)
 
     def _load_hrm(self, iteration: int, *, resume: bool, best: bool = False) -> list[Event]:
         """Load the HRM (and its RL state) from disk; on failure keep the teacher."""
-        from aegis_tui.training.rl_session import RLSession
-
         try:
             session = RLSession.open(self.paths, self.config, resume=resume, best=best)
         except Exception as exc:

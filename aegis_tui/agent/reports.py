@@ -23,7 +23,7 @@ from aegis_tui.agent.phases import (
     phase_title,
 )
 from aegis_tui.agent.state import CURIOSITY_RECOVERY, STATE_META_KEY, Counters
-from aegis_tui.config import Config
+from aegis_tui.config import Config, ConfigError, apply_overrides, config_keys, upgrade_keys
 from aegis_tui.paths import DataPaths
 from aegis_tui.storage.database import Database, DatabaseError
 from aegis_tui.storage.lock import read_holder
@@ -66,8 +66,6 @@ def gather(paths: DataPaths, config: Config) -> Sources:
     stored = meta.get(CONFIG_META_KEY)
     if isinstance(stored, dict):
         # Thresholds the running agent was started with beat this terminal's defaults.
-        from aegis_tui.config import ConfigError, apply_overrides, config_keys, upgrade_keys
-
         known = set(config_keys())
         with contextlib.suppress(ConfigError):
             config = apply_overrides(config, {k: v for k, v in upgrade_keys(stored).items()

@@ -19,11 +19,13 @@ from aegis_tui.events import DownloadProgress, EventBus, Notice
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.base import Policy
 from aegis_tui.policy.model_download import DownloadStatus
+from aegis_tui.policy.teacher import make_teacher, teacher_label
 from aegis_tui.storage.atomic import remove_stale_temps
 from aegis_tui.storage.database import Database
 from aegis_tui.storage.lock import DataDirLock, describe
-from aegis_tui.training.example_log import ExampleLog
+from aegis_tui.training.example_log import ExampleLog, read_examples
 from aegis_tui.world.base import World
+from aegis_tui.world.select import create_world
 
 CONFIG_META_KEY = "config"
 RUN_META_KEY = "run"
@@ -36,8 +38,6 @@ def _resume_numbering(agent: Agent, paths: DataPaths) -> list[str]:
     examples the numbers of old ones, and delayed credit (keyed by iteration) would reach
     the wrong decisions.
     """
-    from aegis_tui.training.example_log import read_examples
-
     last = max((ex.iteration for ex in read_examples(paths.examples).examples), default=0)
     counters = agent.state.counters
     if last <= counters.iteration:
@@ -101,8 +101,6 @@ class AgentRuntime:
     def open(cls, config: Config, paths: DataPaths, *, bus: EventBus | None = None,
              world: World | None = None, teacher: Policy | None = None) -> AgentRuntime:
         """Take the data directory and build the agent; raises with a clear message if not."""
-        from aegis_tui.policy.teacher import make_teacher, teacher_label
-
         bus = bus if bus is not None else EventBus()
         paths.ensure()
         lock = DataDirLock(paths.lock).acquire()
@@ -129,8 +127,6 @@ class AgentRuntime:
             cancel = threading.Event()
             world_notice = ""
             if world is None:
-                from aegis_tui.world.select import create_world
-
                 world, world_notice = create_world(config, paths, cancel=cancel)
             opened.append(world)
             teacher_notice = ""

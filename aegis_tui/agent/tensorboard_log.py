@@ -44,6 +44,8 @@ from aegis_tui.events import (
     TrainingStarted,
 )
 from aegis_tui.paths import DataPaths
+from aegis_tui.storage.database import Database
+from aegis_tui.training.export_tables import ExportError, read_table
 
 log = logging.getLogger("aegis")
 
@@ -90,7 +92,6 @@ def epochs_logged_before(paths: DataPaths | None) -> int:
     """Epochs the data directory's earlier training runs hold (where this run's axis starts)."""
     if paths is None or not paths.database.exists():
         return 0
-    from aegis_tui.storage.database import Database
 
     try:
         db = Database(paths.database, readonly=True)
@@ -239,8 +240,6 @@ def finished_run_scalars(metrics: Iterable[dict[str, Any]], epochs: Iterable[dic
 def export_tensorboard(paths: DataPaths, log_dir: Path) -> int:
     """Write a finished run's scalars to ``log_dir``; returns how many. Raises
     ``TensorBoardMissing``, ``ExportError`` (the database) or ``OSError`` (the directory)."""
-    from aegis_tui.training.export_tables import ExportError, read_table
-
     require_tensorboard("--format tensorboard")
     tables = {name: read_table(paths, name) for name in ("metrics", "epochs", "rl")}
     log_dir = Path(log_dir)

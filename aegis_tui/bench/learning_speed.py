@@ -14,8 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from aegis_tui.bench.synthetic_states import synthetic_examples
-from aegis_tui.config import Config
-from aegis_tui.training.example_log import Example
+from aegis_tui.config import Config, RLSettings
+from aegis_tui.events import TrainingFinished
+from aegis_tui.paths import DataPaths
+from aegis_tui.policy.hrm_policy import HRMPolicy
+from aegis_tui.training.example_log import Example, ExampleLog
+from aegis_tui.training.rl import RLTrainer
+from aegis_tui.training.supervisor import TrainingSupervisor
 
 
 def hrm_parameter_count() -> int:
@@ -35,8 +40,6 @@ def _model(seed: int = 0):  # -> HRM
 
 def measure_hrm_decide_ms(repeats: int) -> list[float]:
     """Milliseconds per ``HRMPolicy.decide`` (featurize, forward, sample), after warm-up."""
-    from aegis_tui.policy.hrm_policy import HRMPolicy
-
     policy = HRMPolicy(_model(), seed=0)
     states = [ex.state for ex in synthetic_examples(200, seed=12)]
     for state in states[:10]:
@@ -53,10 +56,6 @@ def measure_hrm_decide_ms(repeats: int) -> list[float]:
 def measure_rl_update_ms(repeats: int, batch: int = 10) -> list[float]:
     """Milliseconds per ``RLTrainer.update`` on ``batch`` decisions recorded as the agent
     records them (with the policy's carry); recording is not timed."""
-    from aegis_tui.config import RLSettings
-    from aegis_tui.policy.hrm_policy import HRMPolicy
-    from aegis_tui.training.rl import RLTrainer
-
     model = _model()
     policy = HRMPolicy(model, seed=0)
     trainer = RLTrainer(model, copy.deepcopy(model), RLSettings(update_every=batch), seed=0)
@@ -79,9 +78,6 @@ def measure_rl_update_ms(repeats: int, batch: int = 10) -> list[float]:
 
 def write_example_log(examples: Sequence[Example], data_dir: Path) -> int:
     """Write ``examples`` as a data dir's example log; returns its size (the end offset)."""
-    from aegis_tui.paths import DataPaths
-    from aegis_tui.training.example_log import ExampleLog
-
     paths = DataPaths(Path(data_dir)).ensure()
     with ExampleLog(paths.examples, paths.quarantine, fsync_every=1000) as log:
         for ex in examples:
@@ -98,10 +94,6 @@ def measure_train_seconds(examples: Sequence[Example], repeats: int, workdir: Pa
     ``config`` (default: ``Config()``: 20 epochs, checkpoints every 5). Raises
     ``RuntimeError`` when a run fails.
     """
-    from aegis_tui.events import TrainingFinished
-    from aegis_tui.paths import DataPaths
-    from aegis_tui.training.supervisor import TrainingSupervisor
-
     config = config or Config()
     config = replace(config, training_timeout_s=max(config.training_timeout_s, 600.0))
     out = []

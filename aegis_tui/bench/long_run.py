@@ -17,14 +17,21 @@ the iteration at which 80% of the corpus is known and the new items per search u
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from aegis_tui.agent.runtime import AgentRuntime
 from aegis_tui.bench.pipeline import Window, run_agent, run_pipeline, window_stats
-from aegis_tui.bench.variants import DEFAULT, VARIANTS, Variant
+from aegis_tui.bench.variants import DEFAULT, VARIANTS, Variant, variant
+from aegis_tui.config import Config, apply_overrides
+from aegis_tui.events import EventBus
+from aegis_tui.paths import DataPaths
+from aegis_tui.policy.rules_teacher import RulesTeacher
+from aegis_tui.world.offline import OfflineWorld
 
 LONG_SEEDS = (9201, 9202)  # default world
 VARIANT_SEED = 9211  # each variant
@@ -70,15 +77,6 @@ def compare(teacher: list[Window], pipeline: list[Window], hrm_from: int | None,
 
 def offline_coverage(workdir: Path, iterations: int) -> dict[str, Any]:
     """The rules teacher alone on the offline world: how fast the corpus becomes known."""
-    import sqlite3
-
-    from aegis_tui.agent.runtime import AgentRuntime
-    from aegis_tui.config import Config, apply_overrides
-    from aegis_tui.events import EventBus
-    from aegis_tui.paths import DataPaths
-    from aegis_tui.policy.rules_teacher import RulesTeacher
-    from aegis_tui.world.offline import OfflineWorld
-
     paths = DataPaths(workdir).ensure()
     config = apply_overrides(Config(), {"world": "offline", "think_interval": 0,
                                         "collect_threshold": 10_000_000})
@@ -115,8 +113,6 @@ def offline_coverage(workdir: Path, iterations: int) -> dict[str, Any]:
 
 def run_world(workdir: Path, variant: Variant, seed: int, settings: LongRunSettings,
               log: Callable[[str], None]) -> dict[str, Any]:
-    from aegis_tui.policy.rules_teacher import RulesTeacher
-
     where = workdir / f"{variant.name}-{seed}"
     alone = run_agent(where / "teacher", seed, RulesTeacher(seed), settings.iterations,
                       params=variant.params, collect_threshold=10_000_000, **variant.config)
@@ -141,8 +137,6 @@ def _f(value: float | None) -> str:
 
 def run_long(workdir: Path, settings: LongRunSettings | None = None,
              log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    from aegis_tui.bench.variants import variant
-
     settings = settings or LongRunSettings()
     worlds = [run_world(workdir, DEFAULT, seed, settings, log) for seed in settings.seeds]
     worlds += [run_world(workdir, variant(name), VARIANT_SEED, settings, log)

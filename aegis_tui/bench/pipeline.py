@@ -28,6 +28,7 @@ from aegis_tui.config import Config, apply_overrides
 from aegis_tui.events import Event, EventBus, TrainingFinished
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.base import Policy
+from aegis_tui.policy.rules_teacher import RulesTeacher
 from aegis_tui.storage.database import Database
 from aegis_tui.world.sim import SimParams, SimWorld
 
@@ -106,8 +107,6 @@ def run_phase3(workdir: Path, seed: int, trained: Path, iterations: int, *,
                params: SimParams | None = None, **overrides: Any) -> DataPaths:
     """Phase 3 alone, straight from an imitation checkpoint (no teacher reference, so no
     fall-back): the real RL path for ``iterations`` iterations. Its data directory."""
-    from aegis_tui.policy.rules_teacher import RulesTeacher
-
     if workdir.exists():
         shutil.rmtree(workdir)
     paths = DataPaths(workdir).ensure()

@@ -19,6 +19,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aegis_tui.bench import long_run, teachers
+from aegis_tui.bench.learning_speed import (
+    hrm_parameter_count,
+    measure_hrm_decide_ms,
+    measure_rl_update_ms,
+    measure_train_seconds,
+)
+from aegis_tui.bench.pipeline import run_agent, run_phase3
+from aegis_tui.bench.synthetic_states import synthetic_examples
+from aegis_tui.bench.teacher_threads import measure_teacher_threads
+from aegis_tui.config import ImitationSettings
+from aegis_tui.policy.devices import DeviceUnavailable, resolve_device
+from aegis_tui.policy.lm_teacher import LMTeacher
+from aegis_tui.policy.local_lm import build_local_gpt2
+from aegis_tui.policy.rules_teacher import RulesTeacher
+from aegis_tui.policy.torch_threads import limit_agent_threads, wanted_threads
+from aegis_tui.training.example_log import read_examples
+from aegis_tui.training.imitation import train_imitation
+from aegis_tui.ui.latency_probe import measure_key_latency
+
 SECTIONS = ("train", "decide", "rl", "sim", "teachers", "long_run", "ui", "threads")
 # What a plain ``aegis-tui bench`` runs; ``threads`` (minutes, a training child) on request.
 DEFAULT_SECTIONS = ("train", "decide", "rl", "sim", "teachers", "long_run", "ui")
@@ -55,18 +75,12 @@ def machine() -> dict[str, Any]:
 
 
 def _collect_examples(workdir: Path, n: int) -> list[Any]:
-    from aegis_tui.bench.pipeline import run_agent
-    from aegis_tui.policy.rules_teacher import RulesTeacher
-    from aegis_tui.training.example_log import read_examples
-
     paths = run_agent(workdir / "collect", 42, RulesTeacher(42), n,
                       collect_threshold=10_000_000)
     return read_examples(paths.examples).examples[:n]
 
 
 def bench_train(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
-    from aegis_tui.bench.learning_speed import measure_train_seconds
-
     examples = _collect_examples(workdir, 1000)
     runs = measure_train_seconds(examples, 1 if quick else 3, workdir / "train")
     out["train_seconds"] = statistics.median(runs)
@@ -88,12 +102,6 @@ def _time_decisions(policy: Any, states: list[Any], n: int) -> list[float]:
 
 def bench_decide(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     import torch
-
-    from aegis_tui.bench.learning_speed import hrm_parameter_count, measure_hrm_decide_ms
-    from aegis_tui.bench.synthetic_states import synthetic_examples
-    from aegis_tui.policy.lm_teacher import LMTeacher
-    from aegis_tui.policy.local_lm import build_local_gpt2
-    from aegis_tui.policy.torch_threads import wanted_threads
 
     device = out.get("device", "cpu")
     hrm_threads = torch.get_num_threads()
@@ -131,8 +139,6 @@ def bench_decide(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
 
 def bench_threads(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     """The teacher at 1..N threads, alone and beside a training child (README, Threads)."""
-    from aegis_tui.bench.teacher_threads import measure_teacher_threads
-
     result = measure_teacher_threads(workdir, decisions=5 if quick else 15,
                                      device=out.get("device", "cpu"))
     out["teacher_threads"] = result
@@ -142,8 +148,6 @@ def bench_threads(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
 
 
 def bench_rl(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
-    from aegis_tui.bench.learning_speed import measure_rl_update_ms
-
     runs = measure_rl_update_ms(50 if quick else 300)
     out["rl_update_ms_p50"] = statistics.median(runs)
     out["rl_update_ms_p95"] = percentile(runs, 0.95)
@@ -152,10 +156,6 @@ def bench_rl(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
 
 def bench_sim(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
     """Iterations per second of the whole Phase 3 loop (HRM deciding, RL updating)."""
-    from aegis_tui.bench.pipeline import run_phase3
-    from aegis_tui.config import ImitationSettings
-    from aegis_tui.training.imitation import train_imitation
-
     examples = _collect_examples(workdir, 600)
     result = train_imitation(examples, ImitationSettings(epochs=5, checkpoint_every=5),
                              checkpoint_dir=workdir / "sim-ckpt", seed=0)
@@ -172,24 +172,19 @@ def bench_sim(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
 
 
 def bench_teachers(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
-    from aegis_tui.bench.teachers import quick_settings, run_teachers
-
-    summary = run_teachers(workdir, quick_settings() if quick else None,
-                           extra_model=out.get("teacher_model"), log=_log)
+    summary = teachers.run_teachers(workdir, teachers.quick_settings() if quick else None,
+                                    extra_model=out.get("teacher_model"), log=_log)
     out["teachers"] = summary
     rules = next(r for r in summary["rows"] if r["teacher"] == "rules")
     out["imitation_val_accuracy"] = rules["imitation_val_accuracy"]
 
 
 def bench_long_run(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
-    from aegis_tui.bench.long_run import quick_settings, run_long
-
-    out["long_run"] = run_long(workdir, quick_settings() if quick else None, log=_log)
+    out["long_run"] = long_run.run_long(workdir, long_run.quick_settings() if quick else None,
+                                        log=_log)
 
 
 def bench_ui(workdir: Path, quick: bool, out: dict[str, Any]) -> None:
-    from aegis_tui.ui.latency_probe import measure_key_latency
-
     runs = measure_key_latency(20 if quick else 60, workdir / "ui")
     out["ui_key_latency_ms_p50"] = statistics.median(runs)
     out["ui_key_latency_ms_p95"] = percentile(runs, 0.95)
@@ -260,9 +255,7 @@ def format_table(results: dict[str, Any]) -> str:
 
 def run_bench(*, json_only: bool = False, quick: bool = False, only: str | None = None,
               device: str = "cpu", teacher_model: str | None = None) -> int:
-    import os as _os
-
-    _os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads anything
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads anything
     wanted = DEFAULT_SECTIONS if not only else tuple(
         s.strip() for s in only.split(",") if s.strip())
     unknown = [s for s in wanted if s not in SECTIONS]
@@ -270,8 +263,6 @@ def run_bench(*, json_only: bool = False, quick: bool = False, only: str | None 
         print(f"aegis-tui: error: unknown bench section(s) {', '.join(unknown)}; choose from "
               f"{', '.join(SECTIONS)}", file=sys.stderr)
         return 2
-    from aegis_tui.policy.devices import DeviceUnavailable, resolve_device
-    from aegis_tui.policy.torch_threads import limit_agent_threads
 
     if "decide" in wanted or "threads" in wanted:
         try:

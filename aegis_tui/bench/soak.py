@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import statistics
@@ -46,6 +47,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aegis_tui.agent.loop import DUPLICATES_KEEP, METRICS_KEEP, QUESTIONS_KEEP
+from aegis_tui.config import TUNABLE_SETTINGS, Config
+from aegis_tui.storage.database import Database
+from aegis_tui.training.example_log import read_examples
 
 EXAMPLES = "hrm_training_data.msgpack"
 DATABASE = "agent.sqlite3"
@@ -231,10 +237,6 @@ def table_rows(root: Path) -> dict[str, int]:
 
 def row_bounds(rows: dict[str, int], examples: int) -> dict[str, int]:
     """The most rows each bounded table may hold (see the module docstring)."""
-    from aegis_tui.agent.loop import DUPLICATES_KEEP, METRICS_KEEP, QUESTIONS_KEEP
-    from aegis_tui.config import TUNABLE_SETTINGS, Config
-    from aegis_tui.storage.database import Database
-
     prune_every = 1000  # the loop prunes every 1000 iterations
     return {
         "metrics": METRICS_KEEP + prune_every,
@@ -335,8 +337,6 @@ def _sample(pid: int, root: Path, started: float) -> Sample:
 
 
 def _examples(root: Path) -> int:
-    from aegis_tui.training.example_log import read_examples
-
     return read_examples(root / EXAMPLES).count
 
 
@@ -551,8 +551,6 @@ def main(argv: list[str] | None = None) -> int:
 
     report = run_soak(settings, args.data_dir, progress=progress)
     if args.data_dir is None:
-        import shutil
-
         shutil.rmtree(Path(report.data_dir).parent, ignore_errors=True)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

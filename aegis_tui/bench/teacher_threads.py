@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aegis_tui.bench.pipeline import run_agent
 from aegis_tui.bench.synthetic_states import synthetic_examples
+from aegis_tui.config import Config, apply_overrides
+from aegis_tui.policy.lm_teacher import LMTeacher
+from aegis_tui.policy.local_lm import build_local_gpt2
+from aegis_tui.policy.rules_teacher import RulesTeacher
+from aegis_tui.training.supervisor import TrainingSupervisor
 
 
 def _time_decisions(teacher: Any, states: list[Any], n: int) -> list[float]:
@@ -33,11 +39,6 @@ def _time_decisions(teacher: Any, states: list[Any], n: int) -> list[float]:
 
 def _start_training_child(workdir: Path) -> Any:
     """A training worker on 1000 sim examples with epochs enough to outlast the timing."""
-    from aegis_tui.bench.pipeline import run_agent
-    from aegis_tui.config import Config, apply_overrides
-    from aegis_tui.policy.rules_teacher import RulesTeacher
-    from aegis_tui.training.supervisor import TrainingSupervisor
-
     paths = run_agent(workdir / "train-data", 43, RulesTeacher(43), 1000,
                       collect_threshold=10_000_000)
     config = apply_overrides(Config(), {"imitation.epochs": 1000,
@@ -61,9 +62,6 @@ def measure_teacher_threads(workdir: Path, *, decisions: int = 15, device: str =
                             max_threads: int | None = None) -> dict[str, Any]:
     """``{"threads": [1, 2, ...], "idle_ms_p50": [...], "training_ms_p50": [...]}``."""
     import torch
-
-    from aegis_tui.policy.lm_teacher import LMTeacher
-    from aegis_tui.policy.local_lm import build_local_gpt2
 
     before = torch.get_num_threads()
     counts = list(range(1, min(max_threads or 4, os.cpu_count() or 1) + 1))

@@ -29,6 +29,10 @@ from typing import Any
 from aegis_tui.bench.heuristics import HeuristicPolicy, HeuristicRules, tune
 from aegis_tui.bench.pipeline import GateRun, bench_config, mean_reward, run_agent, run_pipeline
 from aegis_tui.policy.base import Policy
+from aegis_tui.policy.hrm_policy import HRMPolicy
+from aegis_tui.policy.lm_teacher import LMTeacher
+from aegis_tui.policy.local_lm import build_local_lm
+from aegis_tui.policy.rules_teacher import RulesTeacher
 
 # Seed 9101 was spent on a smoke run while this section was written, so it is not held out.
 HELD_OUT_SEEDS = (9103, 9104)
@@ -101,9 +105,6 @@ def score(workdir: Path, seed: int, policy: Policy, iterations: int) -> float:
 def lm_teachers(workdir: Path, extra_model: str | None = None
                 ) -> list[tuple[str, Callable[[int], Policy]]]:
     """(name, seed -> teacher) for the tiny LMs, built here, and the user's model."""
-    from aegis_tui.policy.lm_teacher import LMTeacher
-    from aegis_tui.policy.local_lm import build_local_lm
-
     config = bench_config(0)
     out: list[tuple[str, Callable[[int], Policy]]] = []
     sources = [(f"tiny {arch}", str(build_local_lm(workdir / f"lm-{arch}", arch=arch,
@@ -122,8 +123,6 @@ def lm_teachers(workdir: Path, extra_model: str | None = None
 
 def run_teacher(workdir: Path, name: str, make: Callable[[int], Policy],
                 settings: TeacherSettings, log: Callable[[str], None]) -> TeacherRow:
-    from aegis_tui.policy.hrm_policy import HRMPolicy
-
     row = TeacherRow(name)
     slug = "".join(c if c.isalnum() else "-" for c in name)
     for seed in settings.seeds:
@@ -161,8 +160,6 @@ def _fmt(value: float | None) -> str:
 def run_teachers(workdir: Path, settings: TeacherSettings | None = None, *,
                  extra_model: str | None = None, lms: bool = True,
                  log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    from aegis_tui.policy.rules_teacher import RulesTeacher
-
     settings = settings or TeacherSettings()
     rules, tuned_on_tune_seed = tune(workdir / "tune", TUNE_SEED, settings.eval_iterations // 2,
                                      score, log=log)

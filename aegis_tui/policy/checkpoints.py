@@ -17,6 +17,7 @@ Every failure is a ``CheckpointError`` with a one-line reason.
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import pickle
@@ -56,8 +57,6 @@ class LoadedCheckpoint:
 
     def build_model(self) -> HRM:
         """A model with these weights, in eval mode (a new one on every call)."""
-        import copy
-
         from aegis_tui.policy.hrm import HRM
 
         if self._model is not None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from aegis_tui.actions import ACTIONS, Probs, as_probs
 from aegis_tui.policy.base import Decision
+from aegis_tui.policy.checkpoints import load_checkpoint
 from aegis_tui.policy.features import action_mask, featurize
 from aegis_tui.snapshot import StateSnapshot
 
@@ -57,8 +58,6 @@ class HRMPolicy:
     @classmethod
     def from_checkpoint(cls, path: Path, *, seed: int = 0, sample: bool = True) -> HRMPolicy:
         """Load a checkpoint (raises ``CheckpointError`` with a one-line reason)."""
-        from aegis_tui.policy.checkpoints import load_checkpoint
-
         return cls(load_checkpoint(Path(path)).build_model(), seed=seed, sample=sample)
 
     def _evaluate(self, tokens: list[int]) -> tuple[Probs, float, Carry]:

@@ -60,11 +60,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from aegis_tui.actions import ACTIONS, Action, as_probs
+from aegis_tui.config import DEFAULT_GOALS
 from aegis_tui.policy.base import Decision
 from aegis_tui.policy.devices import Placement, resolve_device
 from aegis_tui.policy.model_download import ModelDownloadError, ProgressCallback, download_model
 from aegis_tui.policy.prompt import CONTINUATIONS, build_prompt
-from aegis_tui.snapshot import StateSnapshot
+from aegis_tui.snapshot import GoalView, StateSnapshot, TopicView
 from aegis_tui.text import clean
 
 SCORE_MODES = ("cached", "padded", "separate")
@@ -345,9 +346,6 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 def calibration_states() -> list[StateSnapshot]:
     """A handful of fixed, varied states the teacher's score scale is measured on."""
-    from aegis_tui.config import DEFAULT_GOALS
-    from aegis_tui.snapshot import GoalView, TopicView
-
     actions = ("web_search", "ask_human", "propose_improvement", "idle")
     out = []
     for i in range(CALIBRATION_STATES):

@@ -35,6 +35,7 @@ from typing import Any
 
 from aegis_tui.actions import ACTIONS
 from aegis_tui.config import DEFAULT_GOALS
+from aegis_tui.policy.lm_teacher import silence_libraries
 from aegis_tui.policy.prompt import CONTINUATIONS, build_prompt
 from aegis_tui.snapshot import GoalView, StateSnapshot, TopicView
 
@@ -245,8 +246,6 @@ def build_local_lm(folder: Path, *, arch: str = "gpt2", size: str = "tiny",
     if size != "tiny" and arch != "gpt2":
         raise ValueError(f"size {size!r} exists for the gpt2 architecture only")
     import torch
-
-    from aegis_tui.policy.lm_teacher import silence_libraries
 
     silence_libraries()
     folder = Path(folder)

@@ -14,6 +14,7 @@ from aegis_tui.policy.base import Policy
 from aegis_tui.policy.lm_teacher import LMTeacher, TeacherLoadError
 from aegis_tui.policy.model_download import ProgressCallback
 from aegis_tui.policy.rules_teacher import RulesTeacher
+from aegis_tui.policy.torch_threads import limit_agent_threads
 from aegis_tui.text import clean
 
 RULES_NOTICE = "teacher: rules heuristic"
@@ -45,7 +46,6 @@ def make_teacher(config: Config, *,
         return RulesTeacher(seed=config.seed), RULES_NOTICE
     if config.teacher not in ("lm", "auto"):
         raise ValueError(f"unknown teacher {config.teacher!r}")
-    from aegis_tui.policy.torch_threads import limit_agent_threads
 
     # Before the model loads, so loading and the first decision already use the count.
     limit_agent_threads(config.torch_threads, teacher=True)

@@ -11,6 +11,7 @@ import os
 import secrets
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -98,8 +99,6 @@ def remove_stale_temps(directory: Path) -> int:
 
 def quarantine(path: Path, quarantine_dir: Path, reason: str) -> Path:
     """Move a damaged file aside (never delete it) and return where it went."""
-    import time
-
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = quarantine_dir / f"{path.name}.{stamp}.{reason}"

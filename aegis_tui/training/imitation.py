@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ from typing import TYPE_CHECKING
 
 from aegis_tui.actions import ACTIONS
 from aegis_tui.config import ImitationSettings
+from aegis_tui.policy.checkpoints import save_checkpoint
+from aegis_tui.policy.features import VOCAB_SIZE, featurize
 from aegis_tui.training.example_log import Example
 from aegis_tui.training.returns import consecutive_chain, discounted_return
 
@@ -133,8 +136,6 @@ def _tensors(examples: Sequence[Example], gamma: float = 0.0, n_step: int = 1) -
     import torch
     import torch.nn.functional as F
 
-    from aegis_tui.policy.features import featurize
-
     labels = torch.tensor([ex.label for ex in examples], dtype=torch.long)
     probs = torch.tensor([ex.probs for ex in examples], dtype=torch.float32)
     probs = probs / probs.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -153,8 +154,6 @@ def _tensors(examples: Sequence[Example], gamma: float = 0.0, n_step: int = 1) -
 def stratified_split(labels: Sequence[int], val_fraction: float,
                      seed: int) -> tuple[list[int], list[int]]:
     """Seeded split keeping ``val_fraction`` of each class (one at least, if it has two)."""
-    import random
-
     rng = random.Random(f"aegis-split:{seed}")
     by_class: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
@@ -193,8 +192,6 @@ def probe_accuracy(train_tokens: torch.Tensor, train_choice: torch.Tensor,
     """
     import torch
     import torch.nn.functional as F
-
-    from aegis_tui.policy.features import VOCAB_SIZE
 
     if val_choice.numel() == 0 or train_choice.numel() == 0:
         return 0.0
@@ -282,7 +279,6 @@ def train_imitation(
     import torch.nn.functional as F
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from aegis_tui.policy.checkpoints import save_checkpoint
     from aegis_tui.policy.hrm import build_model
 
     started = time.perf_counter()

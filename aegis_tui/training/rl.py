@@ -55,6 +55,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aegis_tui.config import RLSettings
+from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from aegis_tui.policy.features import FEATURE_LEN, action_mask, featurize
+from aegis_tui.policy.hrm_policy import masked_logits
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.training.returns import gae
 
@@ -164,9 +167,6 @@ class RLTrainer:
         ``behaviour_prob`` the probability the action was drawn with (the policy's
         exploring distribution; computed from the current model when not given).
         """
-        from aegis_tui.policy.features import FEATURE_LEN, action_mask, featurize
-        from aegis_tui.policy.hrm_policy import masked_logits
-
         torch = self._torch
         tokens = featurize(state) if isinstance(state, StateSnapshot) else list(state)
         if len(tokens) != FEATURE_LEN:
@@ -304,8 +304,6 @@ class RLTrainer:
 
     def update(self) -> RLStats | None:
         """One clipped policy-gradient step on the newly ready decisions plus reused ones."""
-        from aegis_tui.policy.hrm_policy import masked_logits
-
         torch = self._torch
         F = torch.nn.functional
         fresh, chains = self._ready()
@@ -468,8 +466,6 @@ class RLTrainer:
 
     def save(self, path: Path, *, meta: dict[str, Any] | None = None) -> None:
         """Write model, optimizer state and counters to ``path`` (``hrm_rl.pt``) atomically."""
-        from aegis_tui.policy.checkpoints import save_checkpoint
-
         state = self.state_dict()
         state["rng"] = _plain_rng_state(state["rng"])
         save_checkpoint(
@@ -484,8 +480,6 @@ class RLTrainer:
     def resume(cls, path: Path, reference_model: HRM, settings: RLSettings | None = None,
                *, seed: int = 0) -> RLTrainer:
         """Rebuild a trainer (and its model) from ``save`` output; raises ``CheckpointError``."""
-        from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
-
         loaded = load_checkpoint(Path(path))
         model = loaded.build_model()
         trainer = cls(model, reference_model, settings, seed=seed)

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from aegis_tui.config import Config
 from aegis_tui.paths import DataPaths
 from aegis_tui.policy.base import Decision
+from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
+from aegis_tui.policy.hrm_policy import HRMPolicy
+from aegis_tui.policy.torch_threads import limit_agent_threads
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.storage.atomic import atomic_writer
+from aegis_tui.training.rl import RLTrainer
 
 if TYPE_CHECKING:
-    from aegis_tui.policy.hrm_policy import HRMPolicy
-    from aegis_tui.training.rl import RLStats, RLTrainer
+    from aegis_tui.training.rl import RLStats
 
 
 @dataclass(slots=True)
@@ -37,11 +40,6 @@ class RLSession:
     def open(cls, paths: DataPaths, config: Config, *, resume: bool,
              best: bool = False) -> RLSession:
         """Raises ``CheckpointError`` (one line) when even ``hrm_trained.pt`` cannot be used."""
-        from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
-        from aegis_tui.policy.hrm_policy import HRMPolicy
-        from aegis_tui.policy.torch_threads import limit_agent_threads
-        from aegis_tui.training.rl import RLTrainer
-
         limit_agent_threads()
         reference = load_checkpoint(paths.trained_checkpoint).build_model()
         reference.eval()

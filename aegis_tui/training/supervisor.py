@@ -37,6 +37,7 @@ from aegis_tui.config import Config
 from aegis_tui.events import Event, Notice, TrainingFinished, TrainingProgress
 from aegis_tui.knobs import merge
 from aegis_tui.paths import DataPaths
+from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
 from aegis_tui.storage.atomic import fsync_dir
 from aegis_tui.text import clean
 
@@ -301,8 +302,6 @@ class TrainingSupervisor:
             self._promote(run)
 
     def _promote(self, run: _Run) -> None:
-        from aegis_tui.policy.checkpoints import CheckpointError, load_checkpoint
-
         try:
             loaded = load_checkpoint(run.candidate)
         except CheckpointError as exc:

@@ -41,6 +41,12 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from aegis_tui.config import ImitationSettings
+from aegis_tui.paths import DataPaths
+from aegis_tui.training.example_log import ExampleLogError, read_examples
+from aegis_tui.training.imitation import ImitationError, stratified_split, train_imitation
+from aegis_tui.training.threads import ThreadGovernor, default_max_threads
+
 FAULT_ENV = "AEGIS_WORKER_FAULT"
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -149,11 +155,6 @@ def _watch_parent(parent: int, interval_s: float = 0.1) -> threading.Thread:
 
 
 def run(args: argparse.Namespace, proto: _Protocol) -> int:
-    from aegis_tui.config import ImitationSettings
-    from aegis_tui.paths import DataPaths
-    from aegis_tui.training.example_log import ExampleLogError, read_examples
-    from aegis_tui.training.imitation import ImitationError
-
     parent = args.parent_pid or _PARENT_AT_START
     _watch_parent(parent)
     if args.end_offset < 0:
@@ -181,8 +182,6 @@ def run(args: argparse.Namespace, proto: _Protocol) -> int:
     import torch
 
     from aegis_tui.policy.hrm import HRM
-    from aegis_tui.training.imitation import stratified_split, train_imitation
-    from aegis_tui.training.threads import ThreadGovernor, default_max_threads
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)

@@ -31,9 +31,18 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from aegis_tui.agent.control import AgentControl
+from aegis_tui.agent.decision_outcome import read_outcome
 from aegis_tui.agent.metrics_view import read_history, read_metrics
 from aegis_tui.agent.open_errors import open_failure
 from aegis_tui.agent.phases import gate_verdict
+from aegis_tui.agent.resolutions import (
+    answer_or_keep,
+    hold_question,
+    release_question,
+    review_proposal,
+)
+from aegis_tui.agent.runtime import AgentRuntime
+from aegis_tui.agent.tensorboard_log import TensorBoardLog
 from aegis_tui.config import Config
 from aegis_tui.events import DownloadProgress, EventBus
 from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK
@@ -138,8 +147,6 @@ _KEYS_BY_ID = {k.id: k for k in KEYS}
 
 
 def default_runtime_factory(config: Config, paths: DataPaths, bus: EventBus) -> Any:
-    from aegis_tui.agent.runtime import AgentRuntime
-
     return AgentRuntime.open(config, paths, bus=bus)
 
 
@@ -242,8 +249,6 @@ class AegisApp(App[int]):
         tensorboard = None
         try:
             if self.tensorboard_dir is not None:
-                from aegis_tui.agent.tensorboard_log import TensorBoardLog
-
                 tensorboard = TensorBoardLog(self.tensorboard_dir, self.paths)
                 self.bus.subscribe(tensorboard)
             self._ro_db = Database(self.paths.database, readonly=True)
@@ -593,8 +598,6 @@ class AegisApp(App[int]):
             self._paint({HEADER})
 
     def _next_question(self) -> None:
-        from aegis_tui.agent.resolutions import hold_question
-
         self._recount_pending()
         # Questions that expired (or were answered elsewhere) while the person answered
         # the ones before them are not shown: nobody has read them yet.
@@ -635,14 +638,10 @@ class AegisApp(App[int]):
         self.notify(text, markup=False)
 
     def _answer(self, question_id: int, text: str) -> str:
-        from aegis_tui.agent.resolutions import answer_or_keep
-
         assert self._rw_db is not None
         return answer_or_keep(self._rw_db, question_id, text)[0]
 
     def _release_held(self) -> None:
-        from aegis_tui.agent.resolutions import release_question
-
         if self._held is not None and self._rw_db is not None:
             release_question(self._rw_db, self._held)
         self._held = None
@@ -693,8 +692,6 @@ class AegisApp(App[int]):
                                         self._review), callback=self._proposal_closed)
 
     def _review(self, proposal_id: int, approve: bool) -> None:
-        from aegis_tui.agent.resolutions import review_proposal
-
         assert self._rw_db is not None
         review_proposal(self._rw_db, proposal_id, approve, reviewer="dashboard")
 
@@ -744,8 +741,6 @@ class AegisApp(App[int]):
 
     def _read_outcome(self, iteration: int) -> Any:
         """The database side of a decision (called from the inspector's thread worker)."""
-        from aegis_tui.agent.decision_outcome import read_outcome
-
         db = self._ro_db
         if db is None:
             raise RuntimeError("the database is not open")

@@ -15,6 +15,7 @@ from aegis_tui.actions import ACTION_NAMES
 from aegis_tui.agent.decision_outcome import DecisionOutcome, FollowUp
 from aegis_tui.agent.what_if import Choice, WhatIf
 from aegis_tui.events import IterationDone
+from aegis_tui.policy.features import FEATURE_LEN, describe_features, featurize
 from aegis_tui.snapshot import StateSnapshot
 from aegis_tui.ui.safe import safe
 
@@ -226,8 +227,6 @@ def state(snapshot: StateSnapshot | None) -> Text:
 
 
 def features(snapshot: StateSnapshot | None) -> Text:
-    from aegis_tui.policy.features import FEATURE_LEN, describe_features, featurize
-
     out = Text(f"What the HRM reads: {FEATURE_LEN} feature ids (slot, id, meaning)",
                style="bold")
     if snapshot is None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aegis_tui.agent.runtime import AgentRuntime
 from aegis_tui.config import Config, apply_overrides
 from aegis_tui.paths import LOCK_FILE, DataPaths
 
@@ -28,8 +29,6 @@ def sim_config(**overrides: Any) -> Config:
 
 def prepare_data_dir(root: Path, iterations: int, **overrides: Any) -> DataPaths:
     """Run the agent headless for ``iterations`` iterations on a fresh ``root``."""
-    from aegis_tui.agent.runtime import AgentRuntime
-
     paths = DataPaths.resolve(root)
     with AgentRuntime.open(sim_config(**overrides), paths) as runtime:
         runtime.agent.run(max_iterations=iterations)

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import importlib.util
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,6 @@ def measure_key_latency(repeats: int, workdir: Path, *, training: bool | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    import tempfile
-
     parser = argparse.ArgumentParser(prog="python -m aegis_tui.ui.latency_probe",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)

@@ -38,6 +38,7 @@ from aegis_tui.events import (
     TrainingProgress,
     TrainingStarted,
 )
+from aegis_tui.policy.model_download import human_bytes
 from aegis_tui.text import clean
 
 # Pane names used in ``Batch.changed``.
@@ -381,8 +382,6 @@ class DashboardModel:
 
 def _download_progress(d: DownloadProgress) -> Progress:
     """The teacher model's download: the bar over all bytes (or the file's), file and rate."""
-    from aegis_tui.policy.model_download import human_bytes
-
     file = clean(d.file, 40) or "file list"
     words = f"downloading {clean(d.model, 40)}: {file} ({d.file_index}/{d.files_total}), "
     if d.total_bytes:

@@ -26,6 +26,7 @@ from aegis_tui.config import (
     upgrade_keys,
 )
 from aegis_tui.paths import DataPaths
+from aegis_tui.storage.database import Database, DatabaseError
 from aegis_tui.ui.harness import copy_data_dir, wait_ready
 
 TITLE = "aegis-tui"
@@ -33,8 +34,6 @@ TITLE = "aegis-tui"
 
 def stored_config(paths: DataPaths, **overrides: Any) -> Config:
     """The config the directory's last run used (``meta.config``), then ``overrides``."""
-    from aegis_tui.storage.database import Database, DatabaseError
-
     settings: dict[str, Any] = {}
     if paths.database.exists():
         with contextlib.suppress(DatabaseError):

@@ -18,13 +18,12 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from aegis_tui.agent import reports
 from aegis_tui.config import Config
 from aegis_tui.paths import DataPaths
 
 
 def report_text(paths: DataPaths, config: Config) -> str:
-    from aegis_tui.agent import reports
-
     src = reports.gather(paths, config)
     try:
         return (reports.format_status(reports.status_data(src)) + "\n\n"
