@@ -83,6 +83,22 @@ def test_happy_path(data) -> None:
     assert "=== training run started" in paths.worker_log.read_text()
 
 
+def test_the_child_trains_with_the_configured_tables(data) -> None:
+    # No extras: what the [imitation] and [rl] tables say is what the child trains with.
+    paths, end = data
+    config = apply_overrides(CONFIG, {"imitation": {"epochs": 2, "label_smoothing": 0.1,
+                                                    "model": TINY["model"]},
+                                      "rl.gamma": 0.5})
+    sup = TrainingSupervisor(paths, config)
+    sup.start(end_offset=end, examples=100, forced=True)
+    assert _finished(_until_finished(sup)).ok
+    checkpoint = load_checkpoint(paths.trained_checkpoint)
+    settings = checkpoint.meta["settings"]
+    assert (settings["epochs"], settings["label_smoothing"], settings["value_gamma"]) == (
+        2, 0.1, 0.5)
+    assert checkpoint.config.d_model == 32 and checkpoint.config.expansion == 2.0
+
+
 def test_gate_not_passed(data) -> None:
     paths, end = data
     sup = _supervisor(paths, apply_overrides(CONFIG, {"imitation.epochs": 1,
