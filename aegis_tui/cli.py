@@ -33,7 +33,7 @@ from aegis_tui.config import (
     to_toml,
 )
 from aegis_tui.exit_codes import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-from aegis_tui.knobs import lookup, parse_text
+from aegis_tui.knobs import lookup, parse_text, value_at
 from aegis_tui.paths import DataPaths
 
 
@@ -69,10 +69,7 @@ _DEFAULTS = Config()
 
 def _default(key: str) -> str:
     """``(default: X)`` for a flag's help, from the key's declaration."""
-    value: Any = _DEFAULTS
-    for part in key.split("."):
-        value = getattr(value, part)
-    return f"(default: {value})"
+    return f"(default: {value_at(_DEFAULTS, key)})"
 
 
 class _Options:

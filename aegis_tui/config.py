@@ -26,6 +26,7 @@ from aegis_tui.knobs import (
     knob,
     merge,
     table,
+    value_at,
 )
 from aegis_tui.policy.hrm_config import HRMConfig
 
@@ -345,9 +346,9 @@ def config_keys() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
-def setting_docs(*, settable_only: bool = True) -> list[KnobDoc]:
+def setting_docs() -> list[KnobDoc]:
     """Every key a ``config.toml`` may set (dotted for tables), with default and help."""
-    return list(describe(Config, settable_only=settable_only))
+    return list(describe(Config))
 
 
 def nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -388,11 +389,6 @@ def upgrade_keys(stored: Mapping[str, Any]) -> dict[str, Any]:
     """A stored config from an older version with moved keys put where they live now."""
     flat = {MOVED_KEYS.get(key, key): value for key, value in stored.items()}
     return nest(flat)
-
-
-def validate(config: Config) -> Config:
-    """Check every field (a ``Config`` checks itself on construction): kept for callers."""
-    return replace(config)
 
 
 def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
@@ -447,13 +443,10 @@ def to_toml(config: Config) -> str:
 
     ``load_file`` reads it back to the same ``Config`` (a test walks every key through it).
     """
-    docs = {doc.key: doc for doc in setting_docs()}
     sections: dict[str, list[str]] = {}
-    for key, doc in docs.items():
-        section, _, name = key.rpartition(".")
-        value: Any = config
-        for part in key.split("."):
-            value = getattr(value, part)
+    for doc in setting_docs():
+        section, _, name = doc.key.rpartition(".")
+        value = value_at(config, doc.key)
         allowed = f" [{doc.allowed}]" if doc.allowed else ""
         lines = sections.setdefault(section, [])
         lines.append(f"# {doc.help}{allowed}")

@@ -133,35 +133,41 @@ def check_value(key: str, spec: Spec, kind: type, value: Any) -> Any:
 
 
 def lookup(cls: type, key: str) -> tuple[Spec, type]:
-    """The declaration of a dotted ``key`` of ``cls`` and its value's type."""
-    f = None
-    for part in key.split("."):
-        f = next((g for g in fields(cls) if g.name == part), None)
-        if f is None:
+    """The declaration of a dotted knob ``key`` of ``cls`` and its value's type."""
+    *tables, name = key.split(".")
+    for part in tables:
+        table_cls = spec_of(_field(cls, part)).table
+        if table_cls is None:
             raise KeyError(key)
-        spec = spec_of(f)
-        if spec.table is not None:
-            cls = spec.table
-    assert f is not None
+        cls = table_cls
+    f = _field(cls, name)
     return spec_of(f), type(_default(f))
+
+
+def _field(cls: type, name: str) -> Field[Any]:
+    found = next((f for f in fields(cls) if f.name == name), None)
+    if found is None:
+        raise KeyError(name)
+    return found
+
+
+def value_at(obj: Any, key: str) -> Any:
+    """The value of a dotted ``key`` (``"imitation.model.d_model"``) of a settings object."""
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def parse_text(key: str, spec: Spec, kind: type, text: str) -> Any:
     """A command-line string for ``key``, read as its kind and checked like any other value."""
-    if kind is int and spec.check is None and spec.choices is None:
-        try:
-            return check_value(key, spec, kind, int(text))
-        except ValueError as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"{key}: expected a whole number, got {text!r}") from None
-    if kind is float and spec.check is None:
-        try:
-            number = float(text)
-        except ValueError:
-            raise ConfigError(f"{key}: expected a number, got {text!r}") from None
-        return check_value(key, spec, kind, number)
-    return check_value(key, spec, kind, text)
+    if kind not in (int, float) or spec.check is not None or spec.choices is not None:
+        return check_value(key, spec, kind, text)
+    try:
+        number = int(text) if kind is int else float(text)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{key}: expected {expected}, got {text!r}") from None
+    return check_value(key, spec, kind, number)
 
 
 def check_fields(obj: Any) -> None:
@@ -245,14 +251,15 @@ class KnobDoc:
     allowed: str  # "1-1000", "auto, cpu, cuda", "" when a check says it
 
 
-def describe(cls: type, prefix: str = "", *, settable_only: bool = True) -> Iterator[KnobDoc]:
-    """Every knob of ``cls`` and its tables, in declaration order (docs, ``aegis-tui config``)."""
+def describe(cls: type, prefix: str = "") -> Iterator[KnobDoc]:
+    """Every settable knob of ``cls`` and its tables, in declaration order (the README's
+    table, ``aegis-tui config``)."""
     for f in fields(cls):
         spec = spec_of(f)
-        if spec.fixed and settable_only:
+        if spec.fixed:
             continue
         if spec.table is not None:
-            yield from describe(spec.table, f"{prefix}{f.name}.", settable_only=settable_only)
+            yield from describe(spec.table, f"{prefix}{f.name}.")
             continue
         if spec.choices is not None:
             allowed = ", ".join(spec.choices)

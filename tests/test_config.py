@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from aegis_tui.config import Config, ConfigError, apply_overrides, load_file, validate
+from aegis_tui.config import Config, ConfigError, apply_overrides, load_file
 
 
 def test_defaults_are_valid_and_match_the_design():
-    cfg = validate(Config())
+    cfg = Config()  # a Config checks every field when it is built
     assert cfg.collect_threshold == 1000 and cfg.check_every == 100
     assert cfg.imitation.epochs == 20 and cfg.imitation.checkpoint_every == 5
     assert cfg.accuracy_gate == 0.6
@@ -102,7 +102,7 @@ def test_hardware_and_web_settings_are_read(tmp_path):
             cfg.download_stall_timeout_s) == ("cuda", 2, "v1.0", False, 30.0)
     assert (cfg.search_backend, cfg.region, cfg.safesearch, cfg.proxy) == (
         "duckduckgo,bing", "de-de", "off", "socks5h://127.0.0.1:9050")
-    defaults = validate(Config())
+    defaults = Config()
     assert (defaults.device, defaults.torch_threads, defaults.search_backend,
             defaults.region, defaults.safesearch, defaults.proxy) == (
         "auto", 0, "auto", "us-en", "moderate", "")

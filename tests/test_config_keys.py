@@ -27,7 +27,7 @@ from aegis_tui.config import (
     upgrade_keys,
 )
 from aegis_tui.config_reference import BLOCK, rewrite
-from aegis_tui.knobs import KnobDoc
+from aegis_tui.knobs import KnobDoc, value_at
 from tests.headless import cli_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,13 +91,6 @@ def _toml(values: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _read(config: Config, key: str) -> Any:
-    value: Any = config
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
-
-
 def test_every_key_set_in_a_file_reaches_the_settings_the_code_reads(tmp_path: Path) -> None:
     docs = setting_docs()
     keys = [doc.key for doc in docs]
@@ -111,9 +104,9 @@ def test_every_key_set_in_a_file_reaches_the_settings_the_code_reads(tmp_path: P
     config = load_file(path)
     defaults = Config()
     for key, value in wanted.items():
-        got = _read(config, key)
+        got = value_at(config, key)
         assert got == pytest.approx(value) if isinstance(value, float) else got == value, key
-        assert got != _read(defaults, key), key
+        assert got != value_at(defaults, key), key
     # The derived key follows its source, and the RL and imitation tables are the objects
     # the trainers are built from.
     assert config.imitation.value_gamma == config.rl.gamma == wanted["rl.gamma"]
@@ -186,7 +179,7 @@ def test_a_stored_config_from_an_older_version_is_read_with_its_keys_moved() -> 
     assert (config.rl.gamma, config.imitation.value_gamma, config.rl.kl_fade,
             config.rl.checkpoint_every) == (0.8, 0.8, 0.5, 3)
     for old, new in MOVED_KEYS.items():
-        assert _read(Config(), new) is not None
+        assert value_at(Config(), new) is not None
         with pytest.raises(ConfigError, match=re.escape(f"{old}: moved to the")):
             apply_overrides(Config(), {old: 1})
 

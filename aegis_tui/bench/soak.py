@@ -344,21 +344,19 @@ def _rl_start(samples: list[Sample]) -> int | None:
     return next((s.iteration for s in samples if s.phase == 3 and s.hrm_active), None)
 
 
-def _warmup_end(samples: list[Sample], settings: SoakSettings) -> int | None:
-    """``warmup`` iterations after the HRM took over, and not before its RL checkpoint was
-    first written: creating that file is not growth, and when the first write falls just
-    after ``warmup`` depends on how soon the decisions' rewards settle."""
-    start = _rl_start(samples)
-    if start is None:
-        return None
+def _warmup_end(samples: list[Sample], start: int, settings: SoakSettings) -> int:
+    """``warmup`` iterations after the HRM took over at ``start``, and not before its RL
+    checkpoint was first written: creating that file is not growth, and when the first
+    write falls just after ``warmup`` depends on how soon the decisions' rewards settle."""
     written = next((s.iteration for s in samples
                     if s.iteration >= start and RL_CHECKPOINT in s.files), start)
     return max(start + settings.warmup, written)
 
 
 def _past_warmup(samples: list[Sample], settings: SoakSettings) -> bool:
-    end = _warmup_end(samples, settings)
-    return end is not None and samples[-1].iteration >= end
+    start = _rl_start(samples)
+    return start is not None and samples[-1].iteration >= _warmup_end(samples, start,
+                                                                       settings)
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -394,7 +392,7 @@ def _judge(report: SoakReport, samples: list[Sample], root: Path,
     if start is None:
         fail("the HRM never took over (Phase 3 was not reached), so nothing was soaked in it")
         return
-    warm = _warmup_end(samples, settings) or start + settings.warmup
+    warm = _warmup_end(samples, start, settings)
     report.warmup_iteration = warm
     after = [s for s in samples if s.iteration >= warm]
     if len(after) < 8 or after[-1].iteration - after[0].iteration < settings.warmup // 2:
